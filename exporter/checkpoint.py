@@ -1,0 +1,156 @@
+"""Read a Hub-format OpenELM folder into the reference model, tensor by tensor.
+
+Only config.json and safetensors are read: Python files in the folder are never imported
+and pickle files (`pytorch_model.bin`) are refused, because unpickling can run code.
+Weights are validated by name, shape and finiteness before the model is built, and are
+materialised one tensor at a time into a model created on the meta device, so loading
+never holds two copies of the weights.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from exporter.config import OpenELMConfig
+from exporter.errors import ExportError
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+INDEX_NAME = "model.safetensors.index.json"
+PICKLE_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.ckpt")
+
+
+def expected_shapes(config: OpenELMConfig) -> dict[str, tuple[int, ...]]:
+    """Every tensor name and shape of a checkpoint for `config`, built without allocating weights."""
+    from exporter.model import OpenELM
+
+    with torch.device("meta"):
+        model = OpenELM(config)
+    return {name: tuple(t.shape) for name, t in model.state_dict().items()}
+
+
+def weight_files(folder: Path) -> list[Path]:
+    """The safetensors files of a checkpoint: one file, or the shards an index names."""
+    index = folder / INDEX_NAME
+    if index.is_file():
+        try:
+            weight_map = json.loads(index.read_text())["weight_map"]
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ExportError(f"{index}: not a valid safetensors index ({e}); re-download the checkpoint") from None
+        shards = []
+        for shard in dict.fromkeys(weight_map.values()):
+            path = folder / shard
+            if Path(shard).is_absolute() or ".." in Path(shard).parts:
+                raise ExportError(f"{index}: shard name {shard!r} points outside the checkpoint folder")
+            if not path.is_file():
+                raise ExportError(f"{index} names shard {shard!r}, which is missing; re-download the checkpoint")
+            shards.append(path)
+        return shards
+    single = folder / WEIGHTS_NAME
+    if single.is_file():
+        return [single]
+    pickles = sorted(p.name for pattern in PICKLE_PATTERNS for p in folder.glob(pattern))
+    if pickles:
+        raise ExportError(
+            f"{folder} holds only PyTorch pickle weights ({', '.join(pickles)}); they are refused because "
+            "unpickling can run arbitrary code: use the checkpoint's model.safetensors (every apple/OpenELM "
+            "repo has one) or convert it to safetensors on a trusted machine"
+        )
+    raise ExportError(f"{folder}: no {WEIGHTS_NAME} or {INDEX_NAME}; is this an OpenELM checkpoint folder?")
+
+
+def read_state_dict(folder: Path, config: OpenELMConfig, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """Every tensor of the checkpoint, checked against `config` and cast to `dtype`."""
+    expected = expected_shapes(config)
+    tensors: dict[str, torch.Tensor] = {}
+    for path in weight_files(folder):
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                for name in f.keys():
+                    if name not in expected:
+                        raise ExportError(
+                            f"{path.name}: unexpected tensor {name!r} (not part of an OpenELM with this "
+                            "config.json); the weights and config.json do not belong together"
+                        )
+                    shape = tuple(f.get_slice(name).get_shape())
+                    if shape != expected[name]:
+                        raise ExportError(
+                            f"{path.name}: tensor {name!r} has shape {list(shape)}, expected "
+                            f"{list(expected[name])} from config.json; the weights and config do not match"
+                        )
+                    tensor = f.get_tensor(name)
+                    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                        raise ExportError(
+                            f"{path.name}: tensor {name!r} contains NaN or Inf values; the checkpoint is "
+                            "corrupt or was saved from a diverged run"
+                        )
+                    tensors[name] = tensor.to(dtype)
+        except SafetensorError as e:
+            raise ExportError(
+                f"{path}: not a readable safetensors file ({e}); it may be truncated: re-download it"
+            ) from None
+        except OSError as e:
+            raise ExportError(f"{path}: cannot be read ({e.strerror or e})") from None
+    missing = [name for name in expected if name not in tensors]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise ExportError(f"checkpoint {folder} is missing tensor {missing[0]!r}{more}; re-download the checkpoint")
+    return tensors
+
+
+def load_checkpoint(folder: Path, dtype: torch.dtype = torch.float32):
+    """The reference model with the folder's weights, in eval mode."""
+    from exporter.model import OpenELM
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ExportError(f"{folder}: no such checkpoint folder; pass --model-dir a folder with config.json")
+    config = OpenELMConfig.from_file(folder / CONFIG_NAME)
+    state = read_state_dict(folder, config, dtype)
+    with torch.device("meta"):
+        model = OpenELM(config)
+    model.load_state_dict(state, strict=True, assign=True)
+    return model.eval()
+
+
+def random_state_dict(config: OpenELMConfig, seed: int = 0, dtype: torch.dtype = torch.float32):
+    """Seeded weights at the real shapes (init std 0.02, norms at 1), for tests and benchmarks."""
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+    for name, shape in expected_shapes(config).items():
+        if name.endswith("norm.weight"):
+            state[name] = torch.ones(shape, dtype=dtype)
+        else:
+            state[name] = (torch.randn(shape, generator=generator) * 0.02).to(dtype)
+    return state
+
+
+def save_checkpoint(folder: Path, config: OpenELMConfig, state: dict[str, torch.Tensor], max_shard_bytes=None):
+    """Write a Hub-format folder (config.json + safetensors, sharded when over `max_shard_bytes`)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / CONFIG_NAME).write_text(json.dumps(config.to_hub_dict(), indent=2) + "\n")
+    state = {k: v.contiguous() for k, v in state.items()}
+    if max_shard_bytes is None:
+        save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
+        return
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for name, tensor in state.items():
+        nbytes = tensor.numel() * tensor.element_size()
+        if shards[-1] and size + nbytes > max_shard_bytes:
+            shards.append({})
+            size = 0
+        shards[-1][name] = tensor
+        size += nbytes
+    weight_map = {}
+    for i, shard in enumerate(shards, start=1):
+        shard_name = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
+        save_file(shard, str(folder / shard_name), metadata={"format": "pt"})
+        weight_map.update({name: shard_name for name in shard})
+    (folder / INDEX_NAME).write_text(json.dumps({"metadata": {}, "weight_map": weight_map}, indent=2) + "\n")
