@@ -1,0 +1,113 @@
+"""Command-line entry points `elm-export` and `elm-verify`.
+
+Every failure a user can fix ends as one line on stderr (`elm-export: error: ...`), exit code 2
+for usage errors and 1 for everything else, and no traceback unless --debug.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TQDM_DISABLE", "1")  # coremltools' per-pass progress bars; tqdm reads this on import
+
+import logging  # noqa: E402
+import sys  # noqa: E402
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import click  # noqa: E402
+
+from exporter.errors import ExportError
+from exporter.hub import DEFAULT_TOKENIZER
+from exporter.presets import SIZE_CHOICES
+from quant.recipes import DEFAULT_RECIPE, RECIPES
+
+
+def _quiet_libraries() -> None:
+    """coremltools and torch print version and Linux-runtime warnings on import; they are noise here."""
+    warnings.filterwarnings("ignore")
+    for name in ("coremltools", "root"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def run_cli(command: click.Command, prog: str, args=None) -> int:
+    """Run a click command; turn every expected failure into one line and an exit code."""
+    args = list(sys.argv[1:] if args is None else args)
+    debug = "--debug" in args
+    if not debug:
+        _quiet_libraries()
+    try:
+        command.main(args=args, prog_name=prog, standalone_mode=False)
+        return 0
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.ClickException as e:  # bad option, missing value, bad type: usage errors
+        if debug:
+            raise
+        print(f"{prog}: error: {e.format_message()} (see {prog} --help)", file=sys.stderr)
+        return 2
+    except ExportError as e:
+        if debug:
+            raise
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        print(f"{prog}: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - a bug of ours: still one line, with a way to the traceback
+        if debug:
+            raise
+        message = str(e).splitlines()[0] if str(e) else ""
+        print(f"{prog}: internal error: {type(e).__name__}: {message} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+RECIPE_HELP = "Weight compression. " + "; ".join(f"{r.name}: {r.summary}" for r in RECIPES.values())
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--size", metavar="|".join(SIZE_CHOICES), help="OpenELM size to fetch from the Hugging Face Hub.")
+@click.option("--instruct", is_flag=True, help="Use the -Instruct variant of --size.")
+@click.option("--model-dir", type=click.Path(path_type=Path), help="Local checkpoint folder instead of --size.")
+@click.option("--revision", help="Hub revision (branch, tag or commit) of --size.")
+@click.option("--tokenizer", default=DEFAULT_TOKENIZER, show_default=True,
+              help="Hub id or local folder with tokenizer.json (OpenELM uses LLaMA-2's, which is gated).")
+@click.option("--no-tokenizer", is_flag=True, help="Export without tokenizer files.")
+@click.option("--quant", default=DEFAULT_RECIPE, show_default=True, metavar="RECIPE", help=RECIPE_HELP)
+@click.option("--context-length", type=int, help="KV-cache length in tokens [default: the model's maximum].")
+@click.option("--prefill-length", type=int, default=64, show_default=True,
+              help="Tokens per prefill call; longer prompts take several calls.")
+@click.option("--output", type=click.Path(path_type=Path), help="Output folder [default: ./<model>-<recipe>].")
+@click.option("--force", is_flag=True, help="Replace an existing output folder.")
+@click.option("--quiet", is_flag=True, help="Print only the result.")
+@click.option("--debug", is_flag=True, help="Show tracebacks and library warnings.")
+def export_command(size, instruct, model_dir, revision, tokenizer, no_tokenizer, quant, context_length,
+                   prefill_length, output, force, quiet, debug):
+    """Export an OpenELM model to a stateful Core ML package for the Neural Engine."""
+    from exporter.pipeline import ExportOptions, export
+    from exporter.progress import Progress
+
+    options = ExportOptions(
+        size=size, instruct=instruct, model_dir=model_dir, revision=revision,
+        tokenizer=None if no_tokenizer else tokenizer, quant=quant, context_length=context_length,
+        prefill_length=prefill_length, output=output, force=force,
+    )
+    result = export(options, Progress(quiet=quiet))
+    manifest = result.manifest
+    click.echo(f"wrote {result.folder}")
+    click.echo(
+        f"  {manifest['package']}: {manifest['package_bytes'] / 1e6:.1f} MB, recipe {manifest['quantization']['recipe']}, "
+        f"context {manifest['context_length']}, prefill {manifest['prefill_length']}"
+    )
+
+
+def export_main() -> None:
+    sys.exit(run_cli(export_command, "elm-export"))
+
+
+def verify_main() -> None:
+    from exporter.verify.cli import verify_command
+
+    sys.exit(run_cli(verify_command, "elm-verify"))

@@ -1,0 +1,199 @@
+"""The graph that gets traced: OpenELM reshaped for Core ML States and the Neural Engine.
+
+Same weights and math as `exporter.model.OpenELM`, but
+- static shapes: every call takes exactly `tokens_per_call` tokens and a start `position`;
+- the KV cache lives in two buffers that become Core ML States (see `CacheLayout`);
+- the causal mask and rotary tables are computed in the graph from `position`;
+- float16-safe norms, and no tensor dimension above 16384 (the vocabulary is split).
+Run eagerly in float32 it reproduces the reference model; traced with float16 caches it is
+what `exporter.convert` hands to coremltools.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from exporter.model import OpenELM, rotary_tables
+
+ANE_MAX_DIM = 16384  # Neural Engine limit on any tensor dimension
+STATE_ALIGN = 32  # Neural Engine: state dimensions that are not multiples of 32 have failed
+MASK_VALUE = -30000.0  # float16: large enough to zero a softmax weight, far from the -65504 edge
+
+
+@dataclass(frozen=True)
+class CacheLayout:
+    """Where each layer's keys and values live in the two cache states.
+
+    OpenELM's KV-head count differs per layer (e.g. 3..6 for 450M), so instead of padding
+    every layer to the largest count, all layers' KV heads are stacked along one axis:
+    layer i owns heads [offsets[i], offsets[i] + kv_heads[i]). The axis is padded up to a
+    multiple of 32 (Neural Engine state rule), so the state is [1, heads, context, head_dim].
+    """
+
+    kv_heads: tuple[int, ...]
+    context_length: int
+    head_dim: int
+
+    @property
+    def offsets(self) -> tuple[int, ...]:
+        starts, total = [], 0
+        for n in self.kv_heads:
+            starts.append(total)
+            total += n
+        return tuple(starts)
+
+    @property
+    def used_heads(self) -> int:
+        return sum(self.kv_heads)
+
+    @property
+    def padded_heads(self) -> int:
+        return math.ceil(self.used_heads / STATE_ALIGN) * STATE_ALIGN
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (1, self.padded_heads, self.context_length, self.head_dim)
+
+    def to_dict(self) -> dict:
+        return {
+            "layout": "all layers' KV heads stacked on axis 1, padded to a multiple of 32",
+            "shape": list(self.shape),
+            "layer_head_offsets": list(self.offsets),
+            "layer_kv_heads": list(self.kv_heads),
+            "used_heads": self.used_heads,
+        }
+
+
+def vocab_split(vocab_size: int) -> tuple[int, int]:
+    """(pieces, piece_size): the fewest equal pieces of at most 16384 rows covering the vocabulary."""
+    pieces = math.ceil(vocab_size / ANE_MAX_DIM)
+    return pieces, math.ceil(vocab_size / pieces)  # the last piece is zero-padded when uneven
+
+
+def rms_norm_fp16_safe(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """RMSNorm that never squares a large number: x is divided by max|x| first.
+
+    float16: x² overflows once |x| > 256; after scaling every element is in [-1, 1] and the
+    mean square is at least 1/dim, so nothing overflows or underflows. The result equals
+    x * rsqrt(mean(x²) + eps) exactly in real arithmetic, since eps is scaled with x.
+    """
+    # Any positive scale gives the same result; adding float16's smallest normal keeps it above zero
+    # (an all-zero row) without a clip, whose float32-max bound would overflow in float16.
+    scale = x.abs().amax(dim=-1, keepdim=True) + 2.0**-14
+    scaled = x / scale
+    eps_term = (math.sqrt(eps) / scale) ** 2  # float16: squares a number ≤ 16.4, never eps/scale² directly
+    return scaled * torch.rsqrt(scaled.pow(2).mean(dim=-1, keepdim=True) + eps_term) * weight
+
+
+class StatefulOpenELM(nn.Module):
+    """`forward(input_ids [1, T] int32, position [1] int32) -> logits [1, T, pieces, piece_size]`.
+
+    Writes the new tokens' keys and values into the cache at [position, position + T) and
+    attends over the whole cache with a causal mask, so the same graph serves prefill
+    (T = prefill length) and decode (T = 1). `position + T` must not exceed the context.
+    """
+
+    def __init__(self, model: OpenELM, context_length: int, tokens_per_call: int, cache_dtype=torch.float16):
+        super().__init__()
+        config = model.config
+        self.config = config
+        self.tokens_per_call = tokens_per_call
+        self.layout = CacheLayout(tuple(config.num_kv_heads), context_length, config.head_dim)
+        self.layers = model.transformer.layers
+        self.final_norm = model.transformer.norm
+        self.groups = config.num_gqa_groups
+        for i, (q, kv) in enumerate(zip(config.num_query_heads, config.num_kv_heads)):
+            if q != kv * self.groups:
+                raise ValueError(f"layer {i}: {q} query heads for {kv} KV heads, expected {self.groups} per KV head")
+
+        # Neural Engine: no dimension over 16384, so the (tied) 32000-row embedding is stored as
+        # pieces; the embedding lookup and the output projection share them.
+        self.pieces, self.piece_size = vocab_split(config.vocab_size)
+        table = model.transformer.token_embeddings.weight
+        padded = F.pad(table, (0, 0, 0, self.pieces * self.piece_size - config.vocab_size))
+        self.vocab_pieces = nn.ParameterList(
+            nn.Parameter(piece, requires_grad=False) for piece in padded.split(self.piece_size)
+        )
+
+        cos, sin = rotary_tables(torch.arange(context_length), config.head_dim, config.rope_freq_constant)
+        half = config.head_dim // 2
+        # rotate_half(x) * sin == swap_halves(x) * signed_sin: one concat instead of a negate and a concat.
+        signed_sin = torch.cat((-sin[:, :half], sin[:, half:]), dim=-1)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", signed_sin, persistent=False)
+        # Row r of a grouped query block is token r % T; key slot j is visible to it when j <= position + r % T.
+        self.register_buffer(
+            "row_offsets", (torch.arange(self.groups * tokens_per_call) % tokens_per_call).to(torch.int32)[:, None],
+            persistent=False,
+        )
+        self.register_buffer("token_offsets", torch.arange(tokens_per_call, dtype=torch.int32), persistent=False)
+        self.register_buffer("key_slots", torch.arange(context_length, dtype=torch.int32)[None, :], persistent=False)
+        self.register_buffer("key_cache", torch.zeros(self.layout.shape, dtype=cache_dtype))
+        self.register_buffer("value_cache", torch.zeros(self.layout.shape, dtype=cache_dtype))
+
+    def reset_cache(self) -> None:
+        self.key_cache.zero_()
+        self.value_cache.zero_()
+
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        x = 0
+        for i, piece in enumerate(self.vocab_pieces):
+            local = input_ids - i * self.piece_size
+            inside = ((local >= 0) & (local < self.piece_size)).unsqueeze(-1)
+            rows = F.embedding(local.clamp(0, self.piece_size - 1), piece)
+            x = x + rows * inside.to(rows.dtype)
+        return x
+
+    def rotate(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        half = x.shape[-1] // 2
+        swapped = torch.cat((x[..., half:], x[..., :half]), dim=-1)
+        return x * cos + swapped * sin
+
+    def attention(self, layer: int, x, cos, sin, mask, position) -> torch.Tensor:
+        attn = self.layers[layer].attn
+        tokens, head_dim = x.shape[1], self.config.head_dim
+        num_q, num_kv = attn.num_q, attn.num_kv
+        heads = attn.qkv_proj(x).view(1, tokens, num_q + 2 * num_kv, head_dim).transpose(1, 2)
+        q, k, v = heads.split([num_q, num_kv, num_kv], dim=1)
+        eps = self.config.norm_eps
+        q = self.rotate(rms_norm_fp16_safe(q, attn.q_norm.weight, eps), cos, sin)
+        k = self.rotate(rms_norm_fp16_safe(k, attn.k_norm.weight, eps), cos, sin)
+
+        first = self.layout.offsets[layer]
+        heads_slice = slice(first, first + num_kv)
+        # Core ML States: a slice assignment into the buffer becomes an in-place state update.
+        self.key_cache[:, heads_slice, position : position + tokens, :] = k.to(self.key_cache.dtype)
+        self.value_cache[:, heads_slice, position : position + tokens, :] = v.to(self.value_cache.dtype)
+        keys = self.key_cache[:, heads_slice].to(x.dtype)
+        values = self.value_cache[:, heads_slice].to(x.dtype)
+
+        # GQA without repeating keys: query heads g*j..g*j+g-1 share KV head j, so the queries
+        # are regrouped to [1, kv, g*T, hd] (rank 4, Neural Engine friendly).
+        q = q.reshape(1, num_kv, self.groups * tokens, head_dim) * (1.0 / math.sqrt(head_dim))  # float16: scale before the dot product
+        scores = torch.matmul(q, keys.transpose(-1, -2)) + mask
+        y = torch.matmul(scores.softmax(dim=-1), values)
+        y = y.reshape(1, num_q, tokens, head_dim).transpose(1, 2).reshape(1, tokens, num_q * head_dim)
+        return attn.out_proj(y)
+
+    def forward(self, input_ids: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+        start = position[0]
+        slots = start + self.token_offsets
+        cos = self.rope_cos[slots]
+        sin = self.rope_sin[slots]
+        visible = self.key_slots <= (start + self.row_offsets)
+        x = self.embed(input_ids)
+        # Additive mask from scalars (not a select between broadcast constants, which would be stored as weights).
+        mask = (1.0 - visible.to(x.dtype)) * MASK_VALUE
+        eps = self.config.norm_eps
+        for i, layer in enumerate(self.layers):
+            h = x + self.attention(i, rms_norm_fp16_safe(x, layer.attn_norm.weight, eps), cos, sin, mask, start)
+            x = h + layer.ffn(rms_norm_fp16_safe(h, layer.ffn_norm.weight, eps))
+        x = rms_norm_fp16_safe(x, self.final_norm.weight, eps)
+        # Neural Engine: one projection per vocabulary piece (≤ 16384 rows), stacked on a new axis
+        # so the output has no dimension over 16384; flattening the last two axes gives the vocab.
+        return torch.stack([F.linear(x, piece) for piece in self.vocab_pieces], dim=2)

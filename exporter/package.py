@@ -1,0 +1,128 @@
+"""Write the output folder: one multifunction .mlpackage, tokenizer files and export.json, atomically.
+
+The folder is built in a hidden staging folder beside the target and renamed into place at
+the very end, so a failed, interrupted or killed export never leaves a half-written result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+from exporter.errors import ExportError
+
+MANIFEST_NAME = "export.json"
+MANIFEST_FORMAT = "elm-export/1"
+WEIGHTS_IN_PACKAGE = Path("Data/com.apple.CoreML/weights/weight.bin")
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_multifunction(function_packages: dict[str, Path], destination: Path, default_function: str) -> None:
+    """Merge single-function packages into one; coremltools stores byte-identical weights once."""
+    import coremltools as ct
+
+    descriptor = ct.utils.MultiFunctionDescriptor()
+    for name, path in function_packages.items():
+        descriptor.add_function(str(path), src_function_name="main", target_function_name=name)
+    descriptor.default_function_name = default_function
+    ct.utils.save_multifunction(descriptor, str(destination))
+
+
+def _feature(feature) -> dict:
+    from coremltools.proto.FeatureTypes_pb2 import ArrayFeatureType
+
+    kind = feature.type.WhichOneof("Type")
+    array = feature.type.stateType.arrayType if kind == "stateType" else feature.type.multiArrayType
+    return {
+        "name": feature.name,
+        "shape": [int(d) for d in array.shape],
+        "dtype": ArrayFeatureType.ArrayDataType.Name(array.dataType).lower(),
+    }
+
+
+def read_signatures(mlpackage: Path) -> tuple[dict, list]:
+    """Each function's inputs and outputs, and the states, as the saved package declares them."""
+    import coremltools as ct
+
+    spec = ct.models.MLModel(str(mlpackage), skip_model_load=True).get_spec()
+    functions, states = {}, {}
+    for function in spec.description.functions:
+        functions[function.name] = {
+            "inputs": [_feature(f) for f in function.input],
+            "outputs": [_feature(f) for f in function.output],
+        }
+        for state in function.state:
+            states.setdefault(state.name, _feature(state))
+    return functions, list(states.values())
+
+
+def write_manifest(folder: Path, manifest: dict) -> None:
+    (Path(folder) / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def read_manifest(folder: Path) -> dict:
+    path = Path(folder) / MANIFEST_NAME
+    if not path.is_file():
+        raise ExportError(f"{path}: not found; point at a folder written by elm-export (it holds export.json)")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ExportError(f"{path}: not valid JSON ({e}); re-export the model") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        raise ExportError(f"{path}: not an {MANIFEST_FORMAT} manifest; re-export with this version of elm-export")
+    return manifest
+
+
+def inside(folder: Path, relative: str) -> Path:
+    """`folder / relative`, refusing paths that would escape `folder` (manifests are untrusted input)."""
+    folder = Path(folder).resolve()
+    path = (folder / relative).resolve()
+    if not isinstance(relative, str) or Path(relative).is_absolute() or not path.is_relative_to(folder):
+        raise ExportError(f"export.json names {relative!r}, which is outside {folder}; the manifest is not trustworthy")
+    return path
+
+
+def refuse_existing(target: Path, force: bool) -> None:
+    if Path(target).exists() and not force:
+        raise ExportError(f"{target} already exists; pass --force to overwrite it or choose another --output")
+
+
+@contextmanager
+def atomic_output(target: Path, force: bool):
+    """Yield a staging folder; on success it replaces `target`, on any failure it is removed."""
+    target = Path(target).absolute()
+    refuse_existing(target, force)
+    parent = target.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=parent))
+    except OSError as e:
+        raise ExportError(f"cannot write to {parent} ({e.strerror or e}); choose a writable --output") from None
+    try:
+        yield staging
+        if target.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=parent))
+            os.replace(target, retired / target.name)
+            os.replace(staging, target)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

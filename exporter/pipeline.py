@@ -1,0 +1,199 @@
+"""The export, stage by stage: checkpoint → reference model → export module → convert → quantize → package."""
+
+from __future__ import annotations
+
+import gc
+import platform
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from exporter.checkpoint import CONFIG_NAME, load_checkpoint
+from exporter.config import OpenELMConfig
+from exporter.convert import INPUT_IDS, LOGITS, POSITION, STATE_NAMES, convert
+from exporter.errors import UsageError
+from exporter.export_module import CacheLayout, vocab_split
+from exporter.hub import DEFAULT_TOKENIZER, Source, check_tokenizer, resolve_checkpoint, resolve_tokenizer
+from exporter.package import (
+    MANIFEST_FORMAT,
+    WEIGHTS_IN_PACKAGE,
+    atomic_output,
+    folder_bytes,
+    read_signatures,
+    refuse_existing,
+    save_multifunction,
+    sha256_file,
+    write_manifest,
+)
+from exporter.presets import get_preset
+from exporter.progress import Progress
+from quant.recipes import get_recipe
+
+FUNCTIONS = ("prefill", "decode")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+DEFAULT_PREFILL_LENGTH = 64
+
+
+@dataclass
+class ExportOptions:
+    size: str | None = None
+    instruct: bool = False
+    model_dir: Path | None = None
+    revision: str | None = None
+    tokenizer: str | None = DEFAULT_TOKENIZER  # None: export without tokenizer files
+    quant: str = "int4"
+    context_length: int | None = None  # None: the model's own maximum
+    prefill_length: int = DEFAULT_PREFILL_LENGTH
+    output: Path | None = None
+    force: bool = False
+
+
+@dataclass
+class ExportResult:
+    folder: Path
+    manifest: dict
+
+
+def check_lengths(context_length: int, prefill_length: int, model_max: int) -> None:
+    if prefill_length < 1:
+        raise UsageError(f"--prefill-length {prefill_length} must be at least 1")
+    if context_length > model_max:
+        raise UsageError(f"--context-length {context_length} exceeds the model's maximum {model_max}; use ≤ {model_max}")
+    if prefill_length > context_length:
+        raise UsageError(f"--prefill-length {prefill_length} exceeds --context-length {context_length}; lower it")
+    if context_length % prefill_length:
+        raise UsageError(
+            f"--context-length {context_length} is not a multiple of --prefill-length {prefill_length}; prefill "
+            "chunks must tile the context (try a power of two for both)"
+        )
+    if context_length % 32:
+        raise UsageError(
+            f"--context-length {context_length} is not a multiple of 32, which the Neural Engine needs for "
+            "state dimensions; round it to a multiple of 32"
+        )
+
+
+def default_name(options: ExportOptions, source: Source) -> str:
+    if options.model_dir is not None:
+        base = Path(options.model_dir).resolve().name
+    else:
+        base = source.hub_id.split("/")[-1]
+    return f"{base}-{options.quant}"
+
+
+def export(options: ExportOptions, progress: Progress | None = None) -> ExportResult:
+    progress = progress or Progress(quiet=True)
+    recipe = get_recipe(options.quant)
+    if options.size is not None:
+        get_preset(options.size)  # an unknown size is a usage error before any download
+    with progress.step("resolve checkpoint"):
+        source = resolve_checkpoint(options.size, options.instruct, options.model_dir, options.revision)
+    name = default_name(options, source)
+    target = Path(options.output) if options.output else Path.cwd() / name
+    refuse_existing(target, options.force)  # before the slow steps; atomic_output checks again at the end
+    config = OpenELMConfig.from_file(source.folder / CONFIG_NAME)
+    context_length = options.context_length or config.max_context_length
+    check_lengths(context_length, options.prefill_length, config.max_context_length)
+    tokenizer_dir = None
+    if options.tokenizer is not None:
+        with progress.step("resolve tokenizer"):
+            tokenizer_dir = resolve_tokenizer(options.tokenizer)
+            check_tokenizer(tokenizer_dir)
+    with progress.step("load"):
+        model = load_checkpoint(source.folder)
+
+    with atomic_output(target, options.force) as staging:
+        work = staging / ".functions"
+        function_packages = {}
+        for function, tokens in zip(FUNCTIONS, (options.prefill_length, 1)):
+            with progress.step(f"trace + convert {function} ({tokens} token{'s' if tokens > 1 else ''})"):
+                mlmodel = convert(model, context_length, tokens)
+            if recipe.op_config() is not None:
+                with progress.step(f"quantize {function} ({recipe.name})"):
+                    mlmodel = recipe.apply(mlmodel)
+            function_packages[function] = work / f"{function}.mlpackage"
+            mlmodel.save(str(function_packages[function]))
+            del mlmodel
+            gc.collect()
+        del model
+        gc.collect()
+
+        package_name = f"{name}.mlpackage"
+        with progress.step("save multifunction package"):
+            save_multifunction(function_packages, staging / package_name, default_function="decode")
+            shutil.rmtree(work)
+        if tokenizer_dir is not None:
+            for file in TOKENIZER_FILES:
+                if (tokenizer_dir / file).is_file():
+                    shutil.copyfile(tokenizer_dir / file, staging / file)
+
+        manifest = build_manifest(
+            name, package_name, staging, source, config, context_length, options, recipe, tokenizer_dir
+        )
+        write_manifest(staging, manifest)
+    return ExportResult(folder=target, manifest=manifest)
+
+
+def build_manifest(name, package_name, staging, source, config, context_length, options, recipe, tokenizer_dir):
+    """export.json: everything an app needs to drive the package, and everything needed to reproduce it."""
+    import coremltools as ct
+
+    functions, states = read_signatures(staging / package_name)
+    pieces, piece_size = vocab_split(config.vocab_size)
+    weights = staging / package_name / WEIGHTS_IN_PACKAGE
+    return {
+        "format": MANIFEST_FORMAT,
+        "name": name,
+        "package": package_name,
+        "source": source.to_dict(),
+        "model": config.to_dict(),
+        "context_length": context_length,
+        "prefill_length": options.prefill_length,
+        "vocab_size": config.vocab_size,
+        "bos_token_id": config.bos_token_id,
+        "eos_token_id": config.eos_token_id,
+        "tokenizer": None
+        if tokenizer_dir is None
+        else {
+            "source": str(options.tokenizer),
+            "files": [f for f in TOKENIZER_FILES if (staging / f).is_file()],
+            "add_bos": True,
+        },
+        "functions": functions,
+        "default_function": "decode",
+        "inputs": {INPUT_IDS: "token ids, int32 [1, T]", POSITION: "index of the first token in the sequence"},
+        "outputs": {LOGITS: "float16 [1, T, pieces, piece_size]; flatten the last two axes, keep vocab_size"},
+        "states": states,
+        "state_names": list(STATE_NAMES),
+        "kv_cache": CacheLayout(tuple(config.num_kv_heads), context_length, config.head_dim).to_dict(),
+        "logits_layout": {"pieces": pieces, "piece_size": piece_size},
+        "driving": (
+            "split the prompt ids (BOS first) into chunks of prefill_length, pad the last chunk, call prefill "
+            "with position = chunk start; take the logits row of the last real token; then call decode with "
+            "each new token at position = its index; stop before position reaches context_length"
+        ),
+        "quantization": recipe.to_dict(),
+        "package_bytes": folder_bytes(staging / package_name),
+        "weights_file": str(WEIGHTS_IN_PACKAGE),
+        "weights_sha256": sha256_file(weights),
+        "versions": {
+            "coremltools": ct.__version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "elm-export": _own_version(),
+        },
+        "deployment_target": "iOS18",
+        "compute_precision": "float16",
+        "verification": None,
+    }
+
+
+def _own_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("elm-export")
+    except PackageNotFoundError:
+        return "unknown"
