@@ -81,10 +81,11 @@ RECIPE_HELP = "Weight compression. " + "; ".join(f"{r.name}: {r.summary}" for r 
               help="Tokens per prefill call; longer prompts take several calls.")
 @click.option("--output", type=click.Path(path_type=Path), help="Output folder [default: ./<model>-<recipe>].")
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
+@click.option("--no-verify", is_flag=True, help="Skip the parity check against the reference at the end.")
 @click.option("--quiet", is_flag=True, help="Print only the result.")
 @click.option("--debug", is_flag=True, help="Show tracebacks and library warnings.")
 def export_command(size, instruct, model_dir, revision, tokenizer, no_tokenizer, quant, context_length,
-                   prefill_length, output, force, quiet, debug):
+                   prefill_length, output, force, no_verify, quiet, debug):
     """Export an OpenELM model to a stateful Core ML package for the Neural Engine."""
     from exporter.pipeline import ExportOptions, export
     from exporter.progress import Progress
@@ -92,7 +93,7 @@ def export_command(size, instruct, model_dir, revision, tokenizer, no_tokenizer,
     options = ExportOptions(
         size=size, instruct=instruct, model_dir=model_dir, revision=revision,
         tokenizer=None if no_tokenizer else tokenizer, quant=quant, context_length=context_length,
-        prefill_length=prefill_length, output=output, force=force,
+        prefill_length=prefill_length, output=output, force=force, verify=not no_verify,
     )
     result = export(options, Progress(quiet=quiet))
     manifest = result.manifest
@@ -101,6 +102,13 @@ def export_command(size, instruct, model_dir, revision, tokenizer, no_tokenizer,
         f"  {manifest['package']}: {manifest['package_bytes'] / 1e6:.1f} MB, recipe {manifest['quantization']['recipe']}, "
         f"context {manifest['context_length']}, prefill {manifest['prefill_length']}"
     )
+    if result.report is not None:
+        from exporter.verify.check import format_report
+        from exporter.verify.cli import VerificationFailed
+
+        click.echo(format_report(result.report, manifest["name"]))
+        if not result.report.passed:
+            raise VerificationFailed(f"{result.folder} was written but fails parity; see the report above")
 
 
 def export_main() -> None:

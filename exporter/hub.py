@@ -72,12 +72,15 @@ def resolve_checkpoint(
         return Source(folder=folder)
     if size is None:
         raise UsageError("say which model to export: --size (270m, 450m, 1_1b, 3b) or --model-dir PATH")
-    repo_id = get_preset(size).hub_id(instruct)
+    return hub_checkpoint(get_preset(size).hub_id(instruct), revision)
+
+
+def hub_checkpoint(repo_id: str, revision: str | None = None) -> Source:
+    """Download (or find in the local cache) config.json and safetensors of a Hub model repo."""
     try:
         folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=MODEL_FILES))
-    except (GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError, LocalEntryNotFoundError) as e:
-        raise _hub_failure(repo_id, "checkpoint", e, "pass --model-dir with a downloaded copy") from None
-    except (OSError, HFValidationError) as e:
+    except (GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError, LocalEntryNotFoundError,
+            HFValidationError, OSError) as e:
         raise _hub_failure(repo_id, "checkpoint", e, "pass --model-dir with a downloaded copy") from None
     return Source(folder=folder, hub_id=repo_id, revision=folder.name)
 

@@ -48,12 +48,14 @@ class ExportOptions:
     prefill_length: int = DEFAULT_PREFILL_LENGTH
     output: Path | None = None
     force: bool = False
+    verify: bool = True  # run elm-verify's parity check on the result and store it in export.json
 
 
 @dataclass
 class ExportResult:
     folder: Path
     manifest: dict
+    report: object = None  # exporter.verify.parity.ParityReport when verified
 
 
 def check_lengths(context_length: int, prefill_length: int, model_max: int) -> None:
@@ -133,7 +135,15 @@ def export(options: ExportOptions, progress: Progress | None = None) -> ExportRe
             name, package_name, staging, source, config, context_length, options, recipe, tokenizer_dir
         )
         write_manifest(staging, manifest)
-    return ExportResult(folder=target, manifest=manifest)
+        report = None
+        if options.verify:
+            from exporter.verify.check import verify_export
+
+            with progress.step("verify (reference vs package, float16 executor)"):
+                report = verify_export(staging, model_dir=source.folder)
+            manifest["verification"] = report.to_dict()
+            write_manifest(staging, manifest)
+    return ExportResult(folder=target, manifest=manifest, report=report)
 
 
 def build_manifest(name, package_name, staging, source, config, context_length, options, recipe, tokenizer_dir):

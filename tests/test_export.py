@@ -28,7 +28,8 @@ def real_vocab_checkpoint(tmp_path_factory):
 def exported(real_vocab_checkpoint, tmp_path_factory):
     folder, config = real_vocab_checkpoint
     out = tmp_path_factory.mktemp("exports") / "pkg"
-    result = export(ExportOptions(model_dir=folder, tokenizer=None, quant="none", prefill_length=16, output=out))
+    result = export(ExportOptions(model_dir=folder, tokenizer=None, quant="none", prefill_length=16, output=out,
+                                  verify=False))
     return result, config
 
 
@@ -107,7 +108,8 @@ def test_manifest_is_complete_and_consistent(exported):
 def test_existing_output_needs_force(exported, real_vocab_checkpoint):
     result, _ = exported
     folder, _ = real_vocab_checkpoint
-    options = ExportOptions(model_dir=folder, tokenizer=None, quant="none", prefill_length=16, output=result.folder)
+    options = ExportOptions(model_dir=folder, tokenizer=None, quant="none", prefill_length=16, output=result.folder,
+                            verify=False)
     with pytest.raises(ExportError, match="already exists; pass --force"):
         export(options)
 
@@ -120,7 +122,8 @@ def test_failure_mid_export_leaves_nothing(real_vocab_checkpoint, tmp_path, monk
 
     monkeypatch.setattr(pipeline, "save_multifunction", broken)
     with pytest.raises(OSError):
-        export(ExportOptions(model_dir=folder, tokenizer=None, quant="none", prefill_length=16, output=tmp_path / "o"))
+        export(ExportOptions(model_dir=folder, tokenizer=None, quant="none", prefill_length=16, output=tmp_path / "o",
+                             verify=False))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -135,7 +138,8 @@ def test_interrupt_leaves_previous_output_intact(real_vocab_checkpoint, tmp_path
 
     monkeypatch.setattr(pipeline, "convert", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        export(ExportOptions(model_dir=folder, tokenizer=None, quant="none", prefill_length=16, output=out, force=True))
+        export(ExportOptions(model_dir=folder, tokenizer=None, quant="none", prefill_length=16, output=out, force=True,
+                             verify=False))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o"]
     assert (out / "export.json").read_text() == "{}"
 
@@ -144,7 +148,7 @@ def test_force_replaces_and_export_is_deterministic(tmp_path):
     config = small_config()
     save_checkpoint(tmp_path / "ckpt", config, random_state_dict(config, seed=1))
     options = ExportOptions(model_dir=tmp_path / "ckpt", tokenizer=None, quant="int4", prefill_length=8,
-                            output=tmp_path / "out")
+                            output=tmp_path / "out", verify=False)
     first = export(options).manifest
     weights = tmp_path / "out" / first["package"] / WEIGHTS_IN_PACKAGE
     first_bytes = weights.read_bytes()

@@ -1,0 +1,104 @@
+"""Verify an export folder: integrity first, then parity with the checkpoint it came from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from exporter.checkpoint import load_checkpoint
+from exporter.errors import ExportError, UsageError
+from exporter.hub import check_tokenizer, hub_checkpoint
+from exporter.package import inside, read_manifest, sha256_file
+from exporter.verify.parity import ParityReport, verify
+
+DEFAULT_PROMPT = "The quick brown fox jumps over the lazy dog, and then it runs into the forest where"
+DEFAULT_STEPS = 16
+
+
+def check_integrity(folder: Path, manifest: dict) -> Path:
+    """The package path, after checking the weights are those the manifest describes (before running anything)."""
+    package = inside(folder, manifest.get("package", ""))
+    if not package.is_dir():
+        raise ExportError(f"{package}: the package named in export.json is missing; re-export the model")
+    weights = inside(package, manifest.get("weights_file", ""))
+    if not weights.is_file():
+        raise ExportError(f"{weights}: weight file missing from the package; re-export the model")
+    if sha256_file(weights) != manifest.get("weights_sha256"):
+        raise ExportError(
+            f"{weights}: sha256 does not match export.json; the package changed after export (re-export it)"
+        )
+    return package
+
+
+def source_folder(manifest: dict, model_dir: Path | None) -> Path:
+    if model_dir is not None:
+        return Path(model_dir)
+    source = manifest.get("source") or {}
+    if source.get("hub_id"):
+        return hub_checkpoint(source["hub_id"], source.get("revision")).folder
+    if source.get("folder"):
+        folder = Path(source["folder"])
+        if not folder.is_dir():
+            raise ExportError(f"the checkpoint it was exported from ({folder}) is gone; pass --model-dir")
+        return folder
+    raise ExportError("export.json does not say where the checkpoint came from; pass --model-dir")
+
+
+def prompt_tokens(folder: Path, manifest: dict, text: str | None, count: int | None) -> list[int]:
+    if text is not None and count is not None:
+        raise UsageError("give --prompt or --tokens, not both")
+    has_tokenizer = (folder / "tokenizer.json").is_file()
+    if count is None and (text is not None or has_tokenizer):
+        if not has_tokenizer:
+            raise ExportError(f"{folder} has no tokenizer.json to encode --prompt; use --tokens N instead")
+        ids = check_tokenizer(folder).encode(text if text is not None else DEFAULT_PROMPT).ids
+        if not ids:
+            raise UsageError("--prompt encodes to no tokens; give some text")
+        return ids
+    if count is None:
+        count = 2 * manifest["prefill_length"] + 3  # several prefill chunks, the last one partial
+    if count < 1:
+        raise UsageError(f"--tokens {count} must be at least 1")
+    rng = np.random.default_rng(0)
+    first_normal = 3  # skip <unk>, <s>, </s>
+    return [manifest["bos_token_id"]] + rng.integers(first_normal, manifest["vocab_size"], count - 1).tolist()
+
+
+def verify_export(folder: Path, model_dir: Path | None = None, prompt: str | None = None,
+                  tokens: int | None = None, steps: int = DEFAULT_STEPS, progress=None) -> ParityReport:
+    from exporter.verify.package_weights import dequantized_reference
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ExportError(f"{folder}: no such folder; pass the folder elm-export wrote (it holds export.json)")
+    manifest = read_manifest(folder)
+    package = check_integrity(folder, manifest)
+    ids = prompt_tokens(folder, manifest, prompt, tokens)
+    model = load_checkpoint(source_folder(manifest, model_dir))
+    dequantized = None
+    if manifest.get("quantization", {}).get("recipe", "none") != "none":
+        dequantized = dequantized_reference(package, model)
+    return verify(package, manifest, model, ids, steps, dequantized_model=dequantized)
+
+
+def format_report(report: ParityReport, name: str) -> str:
+    def row(label, c, limits):
+        if c is None:
+            return None
+        greedy = "agree" if c.greedy_agree else f"differ@{c.first_divergence}"
+        bad = f"  {c.nonfinite} inf/NaN" if c.nonfinite else ""
+        return (f"  {label:<28}{c.max_abs_error:>10.4f}{c.mean_kl:>11.2e}{100 * c.top1_agreement:>8.1f}%"
+                f"  {greedy:<11}KL ≤ {limits['mean_kl']:g}, top-1 ≥ {100 * limits['top1']:g}%{bad}")
+
+    lines = [
+        f"{name}: recipe {report.recipe}, {report.prompt_tokens} prompt tokens in {report.prefill_calls} prefill "
+        f"call(s) + {report.decode_steps} decode steps, {report.seconds:.1f}s",
+        f"  {'':<28}{'max|Δlogit|':>10}{'mean KL':>11}{'top-1':>9}  {'greedy':<11}limits",
+        row("vs reference (float32)", report.reference, report.thresholds),
+        row("vs de-quantized reference", report.dequantized_reference, report.graph_thresholds),
+    ]
+    runtime = report.coreml_runtime
+    lines.append(f"  {'Core ML runtime':<28}{runtime if isinstance(runtime, str) else runtime}")
+    lines.append("PASS" if report.passed else "FAIL: outside the thresholds for this recipe")
+    return "\n".join(line for line in lines if line is not None)

@@ -1,0 +1,205 @@
+"""Parity between an exported package and the PyTorch reference, on the same tokens.
+
+The reference greedily continues the prompt; the package is then driven exactly as an app
+drives it (chunked prefill, then one decode call per token, states kept between calls) on
+the same tokens, so every position is compared even after a disagreement. For compressed
+packages a second reference carries the package's own de-quantized weights: the gap to it
+is the graph's error, the gap to the original is what quantization costs.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from exporter.errors import ExportError
+from exporter.model import KVCache, OpenELM
+
+# Thresholds per recipe, measured on the embedded model and seeded random models (README: "Verification").
+# graph: package vs a reference holding the package's own weights; total: package vs the original.
+GRAPH_THRESHOLDS = {"mean_kl": 2e-3, "top1": 0.98}
+TOTAL_THRESHOLDS = {
+    "none": {"mean_kl": 2e-3, "top1": 0.98},
+    "int8": {"mean_kl": 1e-2, "top1": 0.95},
+    "int4": {"mean_kl": 0.15, "top1": 0.80},
+}
+DEFAULT_TOTAL = {"mean_kl": 0.25, "top1": 0.70}
+
+
+@dataclass
+class Comparison:
+    """How close the package's logits are to one reference's, position by position."""
+
+    max_abs_error: float
+    mean_kl: float
+    top1_agreement: float
+    greedy_agree: bool
+    first_divergence: int | None  # decode step where the package's own greedy token first differs
+    nonfinite: int  # inf/NaN logits the package produced
+
+    def passes(self, thresholds: dict) -> bool:
+        return (
+            self.nonfinite == 0
+            and self.mean_kl <= thresholds["mean_kl"]
+            and self.top1_agreement >= thresholds["top1"]
+        )
+
+
+@dataclass
+class ParityReport:
+    recipe: str
+    prompt_tokens: int
+    decode_steps: int
+    prefill_calls: int
+    reference: Comparison
+    thresholds: dict
+    dequantized_reference: Comparison | None = None
+    graph_thresholds: dict = field(default_factory=lambda: dict(GRAPH_THRESHOLDS))
+    coreml_runtime: dict | str = "not available on this OS (Core ML runs on macOS only)"
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        ok = self.reference.passes(self.thresholds)
+        if self.dequantized_reference is not None:
+            ok = ok and self.dequantized_reference.passes(self.graph_thresholds)
+        return ok
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["passed"] = self.passed
+        return d
+
+
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float64)
+    shifted = x - x.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def compare(reference: np.ndarray, package: np.ndarray, prompt_length: int) -> Comparison:
+    """reference/package: [positions, vocab] logits for the same tokens."""
+    nonfinite = int((~np.isfinite(package)).sum())
+    safe = np.nan_to_num(package.astype(np.float64), nan=0.0, posinf=6e4, neginf=-6e4)
+    ref_logp = log_softmax(reference)
+    pkg_logp = log_softmax(safe)
+    kl = (np.exp(ref_logp) * (ref_logp - pkg_logp)).sum(-1)
+    ref_top = reference.argmax(-1)
+    pkg_top = safe.argmax(-1)
+    decode_agree = ref_top[prompt_length - 1 :] == pkg_top[prompt_length - 1 :]
+    divergence = None if decode_agree.all() else int(np.argmin(decode_agree))
+    return Comparison(
+        max_abs_error=float(np.abs(safe - reference).max()),
+        mean_kl=float(kl.mean()),
+        top1_agreement=float((ref_top == pkg_top).mean()),
+        greedy_agree=bool(decode_agree.all()),
+        first_divergence=divergence,
+        nonfinite=nonfinite,
+    )
+
+
+@torch.no_grad()
+def reference_run(model: OpenELM, prompt: list[int], steps: int) -> tuple[list[int], np.ndarray]:
+    """Greedy continuation and the logits at every position (prompt and decode), float32."""
+    cache = KVCache(model.config.num_transformer_layers)
+    logits = model(torch.tensor([prompt]), cache)[0]
+    rows, tokens = [logits], list(prompt)
+    for _ in range(steps):
+        tokens.append(int(rows[-1][-1].argmax()))
+        rows.append(model(torch.tensor([[tokens[-1]]]), cache)[0])
+    return tokens, torch.cat(rows)[: len(tokens)].float().numpy()
+
+
+@torch.no_grad()
+def logits_for(model: OpenELM, tokens: list[int], prompt_length: int) -> np.ndarray:
+    return model(torch.tensor([tokens]))[0, : len(tokens)].float().numpy()
+
+
+def package_run(executor, manifest: dict, tokens: list[int], prompt_length: int) -> tuple[np.ndarray, int]:
+    """Drive the package like an app: chunked prefill of the prompt, then decode calls on `tokens`."""
+    prefill_length = manifest["prefill_length"]
+    vocab = manifest["vocab_size"]
+    state = executor.new_state()
+    rows, calls = [], 0
+    for start in range(0, prompt_length, prefill_length):
+        chunk = tokens[start : min(start + prefill_length, prompt_length)]
+        padded = np.zeros((1, prefill_length), dtype=np.int32)
+        padded[0, : len(chunk)] = chunk
+        out = executor.run("prefill", {"input_ids": padded, "position": np.array([start], np.int32)}, state)
+        rows.append(out["logits"].reshape(prefill_length, -1)[: len(chunk), :vocab])
+        calls += 1
+    for position in range(prompt_length, len(tokens)):
+        ids = np.array([[tokens[position]]], dtype=np.int32)
+        out = executor.run("decode", {"input_ids": ids, "position": np.array([position], np.int32)}, state)
+        rows.append(out["logits"].reshape(1, -1)[:, :vocab])
+    return np.concatenate(rows).astype(np.float32), calls
+
+
+def coreml_runtime_run(package_path, manifest: dict, tokens: list[int], prompt_length: int) -> np.ndarray | None:
+    """The real Core ML runtime, where this OS has it (macOS); None elsewhere."""
+    if platform.system() != "Darwin":
+        return None
+    import coremltools as ct
+
+    prefill = ct.models.MLModel(str(package_path), function_name="prefill")
+    decode = ct.models.MLModel(str(package_path), function_name="decode")
+
+    class CoreMLExecutor:
+        def new_state(self):
+            return prefill.make_state()
+
+        def run(self, function, inputs, state):
+            model = prefill if function == "prefill" else decode
+            return model.predict(inputs, state=state)
+
+    logits, _ = package_run(CoreMLExecutor(), manifest, tokens, prompt_length)
+    return logits
+
+
+def check_same_model(model: OpenELM, manifest: dict) -> None:
+    ours = model.config.to_dict()
+    theirs = manifest.get("model", {})
+    for key in ("num_transformer_layers", "model_dim", "head_dim", "num_query_heads", "num_kv_heads",
+                "ffn_multipliers", "vocab_size"):
+        if ours.get(key) != theirs.get(key):
+            raise ExportError(
+                f"the package was exported from another model ({key}: package {theirs.get(key)!r}, checkpoint "
+                f"{ours.get(key)!r}); pass the --model-dir it was exported from"
+            )
+
+
+def verify(package_path, manifest: dict, model: OpenELM, prompt: list[int], steps: int,
+           dequantized_model: OpenELM | None = None) -> ParityReport:
+    from exporter.verify.executor import ProgramExecutor
+
+    started = time.perf_counter()
+    check_same_model(model, manifest)
+    room = manifest["context_length"] - len(prompt)
+    if room < 0:
+        raise ExportError(f"the prompt has {len(prompt)} tokens but the package's context is "
+                          f"{manifest['context_length']}; use a shorter prompt")
+    steps = min(steps, room)
+    tokens, reference_logits = reference_run(model, prompt, steps)
+    executor = ProgramExecutor(package_path)
+    package_logits, calls = package_run(executor, manifest, tokens, len(prompt))
+    recipe = manifest.get("quantization", {}).get("recipe", "none")
+    report = ParityReport(
+        recipe=recipe,
+        prompt_tokens=len(prompt),
+        decode_steps=steps,
+        prefill_calls=calls,
+        reference=compare(reference_logits, package_logits, len(prompt)),
+        thresholds=TOTAL_THRESHOLDS.get(recipe, DEFAULT_TOTAL),
+    )
+    if dequantized_model is not None:
+        report.dequantized_reference = compare(logits_for(dequantized_model, tokens, len(prompt)), package_logits,
+                                               len(prompt))
+    coreml = coreml_runtime_run(package_path, manifest, tokens, len(prompt))
+    if coreml is not None:
+        report.coreml_runtime = asdict(compare(reference_logits, coreml, len(prompt)))
+    report.seconds = time.perf_counter() - started
+    return report
