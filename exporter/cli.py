@@ -20,7 +20,7 @@ import click  # noqa: E402
 from exporter.errors import ExportError
 from exporter.hub import DEFAULT_TOKENIZER
 from exporter.presets import SIZE_CHOICES
-from quant.recipes import DEFAULT_RECIPE, RECIPES
+from quant.recipes import DEFAULT_GROUP_SIZE, DEFAULT_RECIPE, RECIPES
 
 
 def _quiet_libraries() -> None:
@@ -64,7 +64,11 @@ def run_cli(command: click.Command, prog: str, args=None) -> int:
         return 1
 
 
-RECIPE_HELP = "Weight compression. " + "; ".join(f"{r.name}: {r.summary}" for r in RECIPES.values())
+RECIPE_HELP = (
+    "Weight compression: none (float16); int8; int4 (per-block, GPU); lut2, lut3, lut4, lut6, lut8 (palettized, "
+    "Neural Engine); mixed (embedding lut6, attention/FFN lut4). See the README's recipe table. Valid: "
+    + ", ".join(RECIPES)
+)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -76,6 +80,12 @@ RECIPE_HELP = "Weight compression. " + "; ".join(f"{r.name}: {r.summary}" for r 
               help="Hub id or local folder with tokenizer.json (OpenELM uses LLaMA-2's, which is gated).")
 @click.option("--no-tokenizer", is_flag=True, help="Export without tokenizer files.")
 @click.option("--quant", default=DEFAULT_RECIPE, show_default=True, metavar="RECIPE", help=RECIPE_HELP)
+@click.option("--quant-map", metavar="KEY=RECIPE,...",
+              help="Per-weight recipes over --quant, later entries win. Keys: embedding, attention, ffn, "
+                   "layers.N[-M][.attention|.ffn], or a glob over weight names. E.g. embedding=lut8,layers.0-1=int8.")
+@click.option("--group-size", type=int, default=DEFAULT_GROUP_SIZE, show_default=True,
+              help="Palettized recipes: output channels sharing one look-up table.")
+@click.option("--per-channel-scale", is_flag=True, help="Palettized recipes: add a float16 scale per output channel.")
 @click.option("--context-length", type=int, help="KV-cache length in tokens [default: the model's maximum].")
 @click.option("--prefill-length", type=int, default=64, show_default=True,
               help="Tokens per prefill call; longer prompts take several calls.")
@@ -84,7 +94,8 @@ RECIPE_HELP = "Weight compression. " + "; ".join(f"{r.name}: {r.summary}" for r 
 @click.option("--no-verify", is_flag=True, help="Skip the parity check against the reference at the end.")
 @click.option("--quiet", is_flag=True, help="Print only the result.")
 @click.option("--debug", is_flag=True, help="Show tracebacks and library warnings.")
-def export_command(size, instruct, model_dir, revision, tokenizer, no_tokenizer, quant, context_length,
+def export_command(size, instruct, model_dir, revision, tokenizer, no_tokenizer, quant, quant_map, group_size,
+                   per_channel_scale, context_length,
                    prefill_length, output, force, no_verify, quiet, debug):
     """Export an OpenELM model to a stateful Core ML package for the Neural Engine."""
     from exporter.pipeline import ExportOptions, export
@@ -92,15 +103,18 @@ def export_command(size, instruct, model_dir, revision, tokenizer, no_tokenizer,
 
     options = ExportOptions(
         size=size, instruct=instruct, model_dir=model_dir, revision=revision,
-        tokenizer=None if no_tokenizer else tokenizer, quant=quant, context_length=context_length,
+        tokenizer=None if no_tokenizer else tokenizer, quant=quant, quant_map=quant_map, group_size=group_size,
+        per_channel_scale=per_channel_scale, context_length=context_length,
         prefill_length=prefill_length, output=output, force=force, verify=not no_verify,
     )
     result = export(options, Progress(quiet=quiet))
     manifest = result.manifest
     click.echo(f"wrote {result.folder}")
+    size = manifest["size"]
     click.echo(
-        f"  {manifest['package']}: {manifest['package_bytes'] / 1e6:.1f} MB, recipe {manifest['quantization']['recipe']}, "
-        f"context {manifest['context_length']}, prefill {manifest['prefill_length']}"
+        f"  {manifest['package']}: {manifest['package_bytes'] / 1e6:.1f} MB ({size['package_to_theory']:.3f}× theory), "
+        f"recipe {manifest['quantization']['recipe']}, context {manifest['context_length']}, "
+        f"prefill {manifest['prefill_length']}"
     )
     if result.report is not None:
         from exporter.verify.check import format_report

@@ -64,8 +64,8 @@ def resolve_checkpoint(
 ) -> Source:
     """The local folder holding the checkpoint for --size (via the Hub cache) or --model-dir."""
     if model_dir is not None:
-        if size is not None or revision is not None:
-            raise UsageError("--model-dir cannot be combined with --size or --revision; give one source")
+        if size is not None or revision is not None or instruct:
+            raise UsageError("--model-dir cannot be combined with --size, --instruct or --revision; give one source")
         folder = Path(model_dir).expanduser()
         if not folder.is_dir():
             raise ExportError(f"--model-dir {folder}: no such folder; pass a folder holding config.json and safetensors")

@@ -123,6 +123,12 @@ def atomic_output(target: Path, force: bool):
             shutil.rmtree(retired, ignore_errors=True)
         else:
             os.replace(staging, target)
+    except OSError as e:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ExportError(
+            f"writing {target} failed ({e.strerror or e}); nothing was written: free some space or choose "
+            "another --output"
+        ) from e
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -29,7 +29,8 @@ from exporter.package import (
 )
 from exporter.presets import get_preset
 from exporter.progress import Progress
-from quant.recipes import get_recipe
+from quant.recipes import DEFAULT_GROUP_SIZE, Compression, get_recipe
+from quant.theory import theoretical_sizes
 
 FUNCTIONS = ("prefill", "decode")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
@@ -44,6 +45,9 @@ class ExportOptions:
     revision: str | None = None
     tokenizer: str | None = DEFAULT_TOKENIZER  # None: export without tokenizer files
     quant: str = "int4"
+    quant_map: str | None = None  # per-weight overrides, e.g. "embedding=lut6,layers.0-3=int8"
+    group_size: int = DEFAULT_GROUP_SIZE  # palettization: output channels per look-up table
+    per_channel_scale: bool = False  # palettization: a float16 scale per output channel
     context_length: int | None = None  # None: the model's own maximum
     prefill_length: int = DEFAULT_PREFILL_LENGTH
     output: Path | None = None
@@ -87,7 +91,8 @@ def default_name(options: ExportOptions, source: Source) -> str:
 
 def export(options: ExportOptions, progress: Progress | None = None) -> ExportResult:
     progress = progress or Progress(quiet=True)
-    recipe = get_recipe(options.quant)
+    compression = Compression(get_recipe(options.quant), options.quant_map, options.group_size,
+                              options.per_channel_scale)
     if options.size is not None:
         get_preset(options.size)  # an unknown size is a usage error before any download
     with progress.step("resolve checkpoint"):
@@ -98,6 +103,7 @@ def export(options: ExportOptions, progress: Progress | None = None) -> ExportRe
     config = OpenELMConfig.from_file(source.folder / CONFIG_NAME)
     context_length = options.context_length or config.max_context_length
     check_lengths(context_length, options.prefill_length, config.max_context_length)
+    compression.validate(config)
     tokenizer_dir = None
     if options.tokenizer is not None:
         with progress.step("resolve tokenizer"):
@@ -108,13 +114,14 @@ def export(options: ExportOptions, progress: Progress | None = None) -> ExportRe
 
     with atomic_output(target, options.force) as staging:
         work = staging / ".functions"
-        function_packages = {}
+        function_packages, sizes = {}, None
         for function, tokens in zip(FUNCTIONS, (options.prefill_length, 1)):
             with progress.step(f"trace + convert {function} ({tokens} token{'s' if tokens > 1 else ''})"):
                 mlmodel = convert(model, context_length, tokens)
-            if recipe.op_config() is not None:
-                with progress.step(f"quantize {function} ({recipe.name})"):
-                    mlmodel = recipe.apply(mlmodel)
+            sizes = sizes or theoretical_sizes(mlmodel, compression)
+            if compression.compresses:
+                with progress.step(f"quantize {function} ({compression.recipe.name})"):
+                    mlmodel = compression.apply(mlmodel)
             function_packages[function] = work / f"{function}.mlpackage"
             mlmodel.save(str(function_packages[function]))
             del mlmodel
@@ -132,8 +139,10 @@ def export(options: ExportOptions, progress: Progress | None = None) -> ExportRe
                     shutil.copyfile(tokenizer_dir / file, staging / file)
 
         manifest = build_manifest(
-            name, package_name, staging, source, config, context_length, options, recipe, tokenizer_dir
+            name, package_name, staging, source, config, context_length, options, compression, tokenizer_dir
         )
+        manifest["size"] = {**sizes, "package_bytes": manifest["package_bytes"],
+                            "package_to_theory": round(manifest["package_bytes"] / sizes["theoretical_bytes"], 4)}
         write_manifest(staging, manifest)
         report = None
         if options.verify:
@@ -146,7 +155,8 @@ def export(options: ExportOptions, progress: Progress | None = None) -> ExportRe
     return ExportResult(folder=target, manifest=manifest, report=report)
 
 
-def build_manifest(name, package_name, staging, source, config, context_length, options, recipe, tokenizer_dir):
+def build_manifest(name, package_name, staging, source, config, context_length, options, compression,
+                   tokenizer_dir):
     """export.json: everything an app needs to drive the package, and everything needed to reproduce it."""
     import coremltools as ct
 
@@ -184,7 +194,7 @@ def build_manifest(name, package_name, staging, source, config, context_length, 
             "with position = chunk start; take the logits row of the last real token; then call decode with "
             "each new token at position = its index; stop before position reaches context_length"
         ),
-        "quantization": recipe.to_dict(),
+        "quantization": compression.to_dict(),
         "package_bytes": folder_bytes(staging / package_name),
         "weights_file": str(WEIGHTS_IN_PACKAGE),
         "weights_sha256": sha256_file(weights),

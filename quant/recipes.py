@@ -1,55 +1,138 @@
-"""Weight-compression recipes: what `--quant NAME` does to a converted Core ML program.
+"""Weight-compression recipes: what `--quant NAME` (and `--quant-map`) do to a converted Core ML program.
 
-Each recipe is a coremltools `OptimizationConfig` applied to the converted program, so the
-compressed weights are stored with Core ML's own constexpr ops and expanded on device.
+Each recipe becomes coremltools compression configs applied, by const name, to the weight
+matrices only (the `weight` of every `linear`; the tied embedding is one of them), so rotary
+tables, norms and masks stay float16. Compression is deterministic, so the prefill and decode
+functions get byte-identical weights that the multifunction package stores once.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import re
 from dataclasses import dataclass
 
 from exporter.errors import UsageError
 
-MIN_WEIGHT_ELEMENTS = 2048  # norms and other tiny tensors stay float16: compressing them saves nothing
+DEFAULT_GROUP_SIZE = 16  # output channels sharing one palette (per_grouped_channel)
 
 
 @dataclass(frozen=True)
 class Recipe:
     name: str
-    summary: str  # one line for --help and the README
-    weight_bits: int  # bits per weight element of the compressed tensors (16 = uncompressed)
+    kind: str  # "float", "linear" (int8/int4) or "lut" (palettized)
+    bits: int
+    target: str
+    summary: str
 
-    def op_config(self):
-        """The coremltools per-op config for weight matrices, or None for plain float16."""
+    def op_config(self, group_size: int = DEFAULT_GROUP_SIZE, per_channel_scale: bool = False):
+        """The coremltools per-op config for one weight matrix, or None for float16."""
         import coremltools.optimize.coreml as cto
 
-        if self.name == "int8":
-            op = cto.OpLinearQuantizerConfig(
-                mode="linear_symmetric", dtype="int8", granularity="per_channel",
-                weight_threshold=MIN_WEIGHT_ELEMENTS,
+        if self.kind == "linear" and self.bits == 8:
+            return cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8", granularity="per_channel",
+                                               weight_threshold=0)
+        if self.kind == "linear":
+            return cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype=f"int{self.bits}",
+                                               granularity="per_block", block_size=32, weight_threshold=0)
+        if self.kind == "lut":
+            from quant.kmeans import lut_function
+
+            return cto.OpPalettizerConfig(
+                mode="custom", lut_function=lut_function(self.bits), granularity="per_grouped_channel",
+                group_size=group_size, enable_per_channel_scale=per_channel_scale, weight_threshold=0,
             )
-        elif self.name == "int4":
-            op = cto.OpLinearQuantizerConfig(
-                mode="linear_symmetric", dtype="int4", granularity="per_block", block_size=32,
-                weight_threshold=MIN_WEIGHT_ELEMENTS,
-            )
-        else:
-            return None
-        return op
+        return None
 
-    def apply(self, mlmodel):
-        """Compress `mlmodel`'s weight matrices; deterministic, so two functions get byte-identical weights."""
-        import coremltools.optimize.coreml as cto
+    def weight_bits(self, rows: int, columns: int, group_size: int, per_channel_scale: bool) -> int:
+        """Bits stored for one [rows, columns] matrix: data plus scales or look-up tables (float16)."""
+        n = rows * columns
+        if self.kind == "linear" and self.bits == 8:
+            return 8 * n + 16 * rows  # one scale per output channel
+        if self.kind == "linear":
+            return self.bits * n + 16 * (n // 32)  # one scale per block of 32
+        if self.kind == "lut":
+            luts = (rows // group_size) * (2**self.bits) * 16
+            return self.bits * n + luts + (16 * rows if per_channel_scale else 0)
+        return 16 * n
 
-        op_config = self.op_config()
-        if op_config is None:
-            return mlmodel
-        # Only the matrices that feed a `linear` are weights; rotary tables and other constants stay float16.
-        config = cto.OptimizationConfig(op_name_configs={name: op_config for name in weight_matrix_names(mlmodel)})
-        return cto.linear_quantize_weights(mlmodel, config=config, joint_compression=False)
 
-    def to_dict(self) -> dict:
-        return {"recipe": self.name, "summary": self.summary, "weight_bits": self.weight_bits}
+RECIPES = {
+    r.name: r
+    for r in (
+        Recipe("none", "float", 16, "any", "float16 weights, no compression: the parity baseline"),
+        Recipe("int8", "linear", 8, "any", "int8 per-channel linear weights"),
+        Recipe("int4", "linear", 4, "GPU", "int4 per-block(32) linear weights, Apple's GPU recipe for on-device LLMs"),
+        *(
+            Recipe(f"lut{b}", "lut", b, "Neural Engine",
+                  f"{b}-bit palettized weights, one {2 ** b}-entry table per group of output channels")
+            for b in (2, 3, 4, 6, 8)
+        ),
+        Recipe("mixed", "mixed", 4, "Neural Engine", "embedding/output projection lut6, attention and FFN lut4"),
+    )
+}
+DEFAULT_RECIPE = "int4"
+MIXED_DEFAULT_MAP = "embedding=lut6,attention=lut4,ffn=lut4"
+ROLE_PATTERNS = {
+    "embedding": "vocab_pieces_*",
+    "attention": "layers_*_attn_*",
+    "ffn": "layers_*_ffn_*",
+}
+
+
+def get_recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise UsageError(f"unknown --quant recipe {name!r}; choose one of: {', '.join(RECIPES)}")
+    return RECIPES[name]
+
+
+def parse_quant_map(spec: str | None) -> list[tuple[list[str], Recipe]]:
+    """`embedding=lut6,layers.0-3=int8,attention=lut4`: which weights get which recipe (later entries win).
+
+    Keys: `embedding`, `attention`, `ffn`, `layers.N` / `layers.N-M` (all weights of those layers),
+    `layers.N.attention` / `layers.N-M.ffn`, or a glob over weight names (`layers_*_ffn_proj_2*`).
+    """
+    rules = []
+    for entry in filter(None, (part.strip() for part in (spec or "").split(","))):
+        key, sep, value = entry.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise UsageError(f"--quant-map entry {entry!r} is not KEY=RECIPE (e.g. embedding=lut6,layers.0-3=int8)")
+        recipe = get_recipe(value.strip())
+        if recipe.kind == "mixed":
+            raise UsageError("--quant-map values are single recipes (none, int8, int4, lut2..lut8), not 'mixed'")
+        rules.append((_patterns(key.strip()), recipe))
+    return rules
+
+
+def _patterns(key: str) -> list[str]:
+    if key in ROLE_PATTERNS:
+        return [ROLE_PATTERNS[key]]
+    match = re.fullmatch(r"layers\.(\d+)(?:-(\d+))?(?:\.(attention|ffn))?", key)
+    if match:
+        first, last, role = int(match[1]), int(match[2] or match[1]), match[3]
+        if last < first:
+            raise UsageError(f"--quant-map key {key!r}: the layer range is backwards")
+        part = {"attention": "attn_", "ffn": "ffn_", None: ""}[role]
+        return [f"layers_{i}_{part}*" for i in range(first, last + 1)]
+    if any(ch in key for ch in "*?[") or key.startswith(("layers_", "vocab_pieces_")):
+        return [key]
+    raise UsageError(
+        f"--quant-map key {key!r} is not one of embedding, attention, ffn, layers.N[-M][.attention|.ffn] "
+        "or a glob over weight names"
+    )
+
+
+def assign(weight_names: list[str], recipe: Recipe, quant_map: str | None) -> dict[str, Recipe]:
+    """The recipe for each weight matrix: the base recipe (or mixed's default map), then --quant-map."""
+    base = RECIPES["none"] if recipe.kind == "mixed" else recipe
+    rules = parse_quant_map(MIXED_DEFAULT_MAP if recipe.kind == "mixed" else None) + parse_quant_map(quant_map)
+    chosen = {}
+    for name in weight_names:
+        chosen[name] = base
+        for patterns, rule_recipe in rules:
+            if any(fnmatch.fnmatchcase(name, p) for p in patterns):
+                chosen[name] = rule_recipe
+    return chosen
 
 
 def weight_matrix_names(mlmodel) -> list[str]:
@@ -62,18 +145,56 @@ def weight_matrix_names(mlmodel) -> list[str]:
     return sorted(set(names))
 
 
-RECIPES = {
-    r.name: r
-    for r in (
-        Recipe("none", "float16 weights, no compression (the parity baseline)", 16),
-        Recipe("int8", "int8 per-output-channel linear weights (any compute unit)", 8),
-        Recipe("int4", "int4 per-block (32) linear weights, Apple's GPU recipe for on-device LLMs", 4),
-    )
-}
-DEFAULT_RECIPE = "int4"
+@dataclass(frozen=True)
+class Compression:
+    """A recipe with its options, applied to converted programs."""
 
+    recipe: Recipe
+    quant_map: str | None = None
+    group_size: int = DEFAULT_GROUP_SIZE
+    per_channel_scale: bool = False
 
-def get_recipe(name: str) -> Recipe:
-    if name not in RECIPES:
-        raise UsageError(f"unknown --quant recipe {name!r}; choose one of: {', '.join(RECIPES)}")
-    return RECIPES[name]
+    @property
+    def compresses(self) -> bool:
+        return self.recipe.kind != "float" or bool(self.quant_map)
+
+    def validate(self, config) -> None:
+        """Fail early (before conversion) when the options cannot apply to this model."""
+        parse_quant_map(self.quant_map)
+        if self.group_size < 1:
+            raise UsageError(f"--group-size {self.group_size} must be at least 1")
+        for rows in {config.model_dim, config.vocab_size} | set(config.ffn_dims):
+            if self.recipe.kind in ("lut", "mixed") and rows % self.group_size:
+                raise UsageError(f"--group-size {self.group_size} does not divide a weight's {rows} output channels; "
+                                 "use a power of two such as 16")
+
+    def apply(self, mlmodel):
+        import coremltools.optimize.coreml as cto
+
+        chosen = assign(weight_matrix_names(mlmodel), self.recipe, self.quant_map)
+        linear = {n: r.op_config() for n, r in chosen.items() if r.kind == "linear"}
+        lut = {n: r.op_config(self.group_size, self.per_channel_scale) for n, r in chosen.items() if r.kind == "lut"}
+        if linear:
+            mlmodel = cto.linear_quantize_weights(mlmodel, config=cto.OptimizationConfig(op_name_configs=linear))
+        if lut:
+            mlmodel = cto.palettize_weights(mlmodel, config=cto.OptimizationConfig(op_name_configs=lut))
+        return mlmodel
+
+    def theoretical_weight_bytes(self, weight_shapes: dict[str, tuple[int, int]]) -> int:
+        """Σ weights × bits + scales and tables, for the weight matrices named in `weight_shapes`."""
+        chosen = assign(sorted(weight_shapes), self.recipe, self.quant_map)
+        bits = sum(
+            chosen[name].weight_bits(rows, cols, self.group_size, self.per_channel_scale)
+            for name, (rows, cols) in weight_shapes.items()
+        )
+        return bits // 8
+
+    def to_dict(self) -> dict:
+        return {
+            "recipe": self.recipe.name,
+            "summary": self.recipe.summary,
+            "target": self.recipe.target,
+            "quant_map": self.quant_map or (MIXED_DEFAULT_MAP if self.recipe.kind == "mixed" else None),
+            "group_size": self.group_size if self.recipe.kind in ("lut", "mixed") or self.quant_map else None,
+            "per_channel_scale": self.per_channel_scale,
+        }

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
-import torch
+import os
 
-from exporter.checkpoint import random_state_dict, save_checkpoint
-from exporter.config import OpenELMConfig, expand_layerwise
+os.environ.setdefault("TQDM_DISABLE", "1")  # as the CLI does: coremltools' progress bars would flood stderr checks
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from exporter.checkpoint import random_state_dict, save_checkpoint  # noqa: E402
+from exporter.config import OpenELMConfig, expand_layerwise  # noqa: E402
 
 
 def small_config(num_layers: int = 4, model_dim: int = 256, head_dim: int = 32, vocab_size: int = 512, **overrides):

@@ -121,7 +121,7 @@ def test_failure_mid_export_leaves_nothing(real_vocab_checkpoint, tmp_path, monk
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(pipeline, "save_multifunction", broken)
-    with pytest.raises(OSError):
+    with pytest.raises(ExportError, match="No space left on device.*nothing was written"):
         export(ExportOptions(model_dir=folder, tokenizer=None, quant="none", prefill_length=16, output=tmp_path / "o",
                              verify=False))
     assert list(tmp_path.iterdir()) == []

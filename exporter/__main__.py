@@ -1,0 +1,5 @@
+"""`python -m exporter` is `elm-export`."""
+
+from exporter.cli import export_main
+
+export_main()
