@@ -92,11 +92,13 @@ RECIPE_HELP = (
 @click.option("--output", type=click.Path(path_type=Path), help="Output folder [default: ./<model>-<recipe>].")
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
 @click.option("--no-verify", is_flag=True, help="Skip the parity check against the reference at the end.")
+@click.option("--allow-overflow", is_flag=True,
+              help="Export even when the activation-range preflight sees values beyond float16's range.")
 @click.option("--quiet", is_flag=True, help="Print only the result.")
 @click.option("--debug", is_flag=True, help="Show tracebacks and library warnings.")
 def export_command(size, instruct, model_dir, revision, tokenizer, no_tokenizer, quant, quant_map, group_size,
                    per_channel_scale, context_length,
-                   prefill_length, output, force, no_verify, quiet, debug):
+                   prefill_length, output, force, no_verify, allow_overflow, quiet, debug):
     """Export an OpenELM model to a stateful Core ML package for the Neural Engine."""
     from exporter.pipeline import ExportOptions, export
     from exporter.progress import Progress
@@ -106,13 +108,14 @@ def export_command(size, instruct, model_dir, revision, tokenizer, no_tokenizer,
         tokenizer=None if no_tokenizer else tokenizer, quant=quant, quant_map=quant_map, group_size=group_size,
         per_channel_scale=per_channel_scale, context_length=context_length,
         prefill_length=prefill_length, output=output, force=force, verify=not no_verify,
+        allow_overflow=allow_overflow,
     )
     result = export(options, Progress(quiet=quiet))
     manifest = result.manifest
     click.echo(f"wrote {result.folder}")
     size = manifest["size"]
     click.echo(
-        f"  {manifest['package']}: {manifest['package_bytes'] / 1e6:.1f} MB ({size['package_to_theory']:.3f}× theory), "
+        f"  {manifest['package']}: {manifest['package_bytes'] / 1e6:.1f} MB (weights {size['weights_to_theory']:.3f}× theory), "
         f"recipe {manifest['quantization']['recipe']}, context {manifest['context_length']}, "
         f"prefill {manifest['prefill_length']}"
     )

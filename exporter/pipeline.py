@@ -13,7 +13,8 @@ import torch
 from exporter.checkpoint import CONFIG_NAME, load_checkpoint
 from exporter.config import OpenELMConfig
 from exporter.convert import INPUT_IDS, LOGITS, POSITION, STATE_NAMES, convert
-from exporter.errors import UsageError
+from exporter.calibration import calibration_ids
+from exporter.errors import ExportError, UsageError
 from exporter.export_module import CacheLayout, vocab_split
 from exporter.hub import DEFAULT_TOKENIZER, Source, check_tokenizer, resolve_checkpoint, resolve_tokenizer
 from exporter.package import (
@@ -27,6 +28,7 @@ from exporter.package import (
     sha256_file,
     write_manifest,
 )
+from exporter.preflight import measure
 from exporter.presets import get_preset
 from exporter.progress import Progress
 from quant.recipes import DEFAULT_GROUP_SIZE, Compression, get_recipe
@@ -35,6 +37,7 @@ from quant.theory import theoretical_sizes
 FUNCTIONS = ("prefill", "decode")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 DEFAULT_PREFILL_LENGTH = 64
+PREFLIGHT_TOKENS = 256  # enough text to see each layer's typical peaks, cheap even for 3B
 
 
 @dataclass
@@ -53,6 +56,7 @@ class ExportOptions:
     output: Path | None = None
     force: bool = False
     verify: bool = True  # run elm-verify's parity check on the result and store it in export.json
+    allow_overflow: bool = False  # export even when the preflight sees float16 overflow
 
 
 @dataclass
@@ -111,6 +115,13 @@ def export(options: ExportOptions, progress: Progress | None = None) -> ExportRe
             check_tokenizer(tokenizer_dir)
     with progress.step("load"):
         model = load_checkpoint(source.folder)
+    with progress.step("activation-range preflight"):
+        ranges = measure(model, calibration_ids(tokenizer_dir, config.vocab_size, config.bos_token_id,
+                                                min(PREFLIGHT_TOKENS, context_length)))
+    progress.say(ranges.summary())
+    if ranges.status == "overflow" and not options.allow_overflow:
+        raise ExportError(f"{ranges.summary()}: the float16 package would produce inf/NaN on device; "
+                          "pass --allow-overflow to export anyway")
 
     with atomic_output(target, options.force) as staging:
         work = staging / ".functions"
@@ -141,8 +152,8 @@ def export(options: ExportOptions, progress: Progress | None = None) -> ExportRe
         manifest = build_manifest(
             name, package_name, staging, source, config, context_length, options, compression, tokenizer_dir
         )
-        manifest["size"] = {**sizes, "package_bytes": manifest["package_bytes"],
-                            "package_to_theory": round(manifest["package_bytes"] / sizes["theoretical_bytes"], 4)}
+        manifest["activation_range"] = ranges.to_dict()
+        manifest["size"] = size_report(staging / package_name, manifest["package_bytes"], sizes)
         write_manifest(staging, manifest)
         report = None
         if options.verify:
@@ -153,6 +164,19 @@ def export(options: ExportOptions, progress: Progress | None = None) -> ExportRe
             manifest["verification"] = report.to_dict()
             write_manifest(staging, manifest)
     return ExportResult(folder=target, manifest=manifest, report=report)
+
+
+def size_report(package: Path, package_bytes: int, sizes: dict) -> dict:
+    """Bytes on disk against theory; the program text (model.mlmodel) is a fixed cost apart from the weights."""
+    weight_file = (package / WEIGHTS_IN_PACKAGE).stat().st_size
+    return {
+        **sizes,
+        "weight_file_bytes": weight_file,
+        "program_bytes": package_bytes - weight_file,
+        "package_bytes": package_bytes,
+        "weights_to_theory": round(weight_file / sizes["theoretical_bytes"], 4),
+        "package_to_theory": round(package_bytes / sizes["theoretical_bytes"], 4),
+    }
 
 
 def build_manifest(name, package_name, staging, source, config, context_length, options, compression,

@@ -98,6 +98,10 @@ def format_report(report: ParityReport, name: str) -> str:
         row("vs reference (float32)", report.reference, report.thresholds),
         row("vs de-quantized reference", report.dequantized_reference, report.graph_thresholds),
     ]
+    if report.activation_range:
+        ranges = report.activation_range
+        lines.append(f"  {'activation range':<28}min headroom {ranges['min_headroom']:g}× to float16 at layer "
+                     f"{ranges['worst_layer']} ({ranges['status']})")
     runtime = report.coreml_runtime
     lines.append(f"  {'Core ML runtime':<28}{runtime if isinstance(runtime, str) else runtime}")
     lines.append("PASS" if report.passed else "FAIL: outside the thresholds for this recipe")

@@ -36,6 +36,8 @@ def constant_values(function) -> dict[str, np.ndarray]:
     """Every weight-like constant of a function, de-quantized, keyed by op name."""
     values = {}
     for op in function.operations:
+        if any(child.op_type.startswith("constexpr_") for child in op.outputs[0].child_ops):
+            continue  # the compressed parts (data, scales, tables): only their expansion is a weight
         if op.op_type.startswith("constexpr_"):
             values[op.name] = np.asarray(op.materialized_val_inference())
         elif op.op_type == "const" and op.outputs[0].val is not None and np.ndim(op.outputs[0].val) >= 1:

@@ -18,6 +18,7 @@ import torch
 
 from exporter.errors import ExportError
 from exporter.model import KVCache, OpenELM
+from exporter.preflight import measure
 
 # Thresholds per recipe, measured on the embedded model and seeded random models (README: "Verification").
 # graph: package vs a reference holding the package's own weights; total: package vs the original.
@@ -60,6 +61,7 @@ class ParityReport:
     dequantized_reference: Comparison | None = None
     graph_thresholds: dict = field(default_factory=lambda: dict(GRAPH_THRESHOLDS))
     coreml_runtime: dict | str = "not available on this OS (Core ML runs on macOS only)"
+    activation_range: dict | None = None  # exporter.preflight over the verified tokens
     seconds: float = 0.0
 
     @property
@@ -87,7 +89,7 @@ def compare(reference: np.ndarray, package: np.ndarray, prompt_length: int) -> C
     safe = np.nan_to_num(package.astype(np.float64), nan=0.0, posinf=6e4, neginf=-6e4)
     ref_logp = log_softmax(reference)
     pkg_logp = log_softmax(safe)
-    kl = (np.exp(ref_logp) * (ref_logp - pkg_logp)).sum(-1)
+    kl = np.maximum((np.exp(ref_logp) * (ref_logp - pkg_logp)).sum(-1), 0.0)  # ≥ 0 up to rounding
     ref_top = reference.argmax(-1)
     pkg_top = safe.argmax(-1)
     decode_agree = ref_top[prompt_length - 1 :] == pkg_top[prompt_length - 1 :]
@@ -198,6 +200,7 @@ def verify(package_path, manifest: dict, model: OpenELM, prompt: list[int], step
     if dequantized_model is not None:
         report.dequantized_reference = compare(logits_for(dequantized_model, tokens, len(prompt)), package_logits,
                                                len(prompt))
+    report.activation_range = measure(model, tokens).to_dict()
     coreml = coreml_runtime_run(package_path, manifest, tokens, len(prompt))
     if coreml is not None:
         report.coreml_runtime = asdict(compare(reference_logits, coreml, len(prompt)))
