@@ -105,17 +105,26 @@ def read_state_dict(folder: Path, config: OpenELMConfig, dtype: torch.dtype) -> 
 
 def load_checkpoint(folder: Path, dtype: torch.dtype = torch.float32):
     """The reference model with the folder's weights, in eval mode."""
-    from exporter.model import OpenELM
-
     folder = Path(folder)
     if not folder.is_dir():
         raise ExportError(f"{folder}: no such checkpoint folder; pass --model-dir a folder with config.json")
     config = OpenELMConfig.from_file(folder / CONFIG_NAME)
-    state = read_state_dict(folder, config, dtype)
+    return build_model(config, read_state_dict(folder, config, dtype))
+
+
+def build_model(config: OpenELMConfig, state: dict[str, torch.Tensor]):
+    """The reference model holding `state`'s tensors themselves (no copy: built on the meta device)."""
+    from exporter.model import OpenELM
+
     with torch.device("meta"):
         model = OpenELM(config)
     model.load_state_dict(state, strict=True, assign=True)
     return model.eval()
+
+
+def random_model(config: OpenELMConfig, seed: int = 0, dtype: torch.dtype = torch.float32):
+    """A model with seeded weights at the real shapes: benchmarks of sizes whose checkpoints are out of reach."""
+    return build_model(config, random_state_dict(config, seed, dtype))
 
 
 def random_state_dict(config: OpenELMConfig, seed: int = 0, dtype: torch.dtype = torch.float32):

@@ -26,7 +26,7 @@ from quant.recipes import DEFAULT_GROUP_SIZE, DEFAULT_RECIPE, RECIPES
 def _quiet_libraries() -> None:
     """coremltools and torch print version and Linux-runtime warnings on import; they are noise here."""
     warnings.filterwarnings("ignore")
-    for name in ("coremltools", "root"):
+    for name in ("coremltools", "root", "huggingface_hub"):
         logging.getLogger(name).setLevel(logging.ERROR)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -92,13 +92,15 @@ RECIPE_HELP = (
 @click.option("--output", type=click.Path(path_type=Path), help="Output folder [default: ./<model>-<recipe>].")
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
 @click.option("--no-verify", is_flag=True, help="Skip the parity check against the reference at the end.")
+@click.option("--random-weights", type=int, metavar="SEED",
+              help="Seeded random weights at the real shapes of --size (benchmarks; no download).")
 @click.option("--allow-overflow", is_flag=True,
               help="Export even when the activation-range preflight sees values beyond float16's range.")
 @click.option("--quiet", is_flag=True, help="Print only the result.")
 @click.option("--debug", is_flag=True, help="Show tracebacks and library warnings.")
 def export_command(size, instruct, model_dir, revision, tokenizer, no_tokenizer, quant, quant_map, group_size,
                    per_channel_scale, context_length,
-                   prefill_length, output, force, no_verify, allow_overflow, quiet, debug):
+                   prefill_length, output, force, no_verify, random_weights, allow_overflow, quiet, debug):
     """Export an OpenELM model to a stateful Core ML package for the Neural Engine."""
     from exporter.pipeline import ExportOptions, export
     from exporter.progress import Progress
@@ -108,7 +110,7 @@ def export_command(size, instruct, model_dir, revision, tokenizer, no_tokenizer,
         tokenizer=None if no_tokenizer else tokenizer, quant=quant, quant_map=quant_map, group_size=group_size,
         per_channel_scale=per_channel_scale, context_length=context_length,
         prefill_length=prefill_length, output=output, force=force, verify=not no_verify,
-        allow_overflow=allow_overflow,
+        allow_overflow=allow_overflow, random_weights=random_weights,
     )
     result = export(options, Progress(quiet=quiet))
     manifest = result.manifest
@@ -119,6 +121,10 @@ def export_command(size, instruct, model_dir, revision, tokenizer, no_tokenizer,
         f"recipe {manifest['quantization']['recipe']}, context {manifest['context_length']}, "
         f"prefill {manifest['prefill_length']}"
     )
+    ceiling = manifest["ceiling"]
+    speeds = ", ".join(f"{device} ≤ {tps:g} tok/s" for device, tps in ceiling["max_decode_tokens_per_s"].items())
+    click.echo(f"  decode ceiling (upper bound, {ceiling['bytes_per_decode_token'] / 1e6:.1f} MB read per token): "
+               f"{speeds}")
     if result.report is not None:
         from exporter.verify.check import format_report
         from exporter.verify.cli import VerificationFailed

@@ -31,11 +31,15 @@ DEFAULT_TOKENIZER = "meta-llama/Llama-2-7b-hf"  # OpenELM's tokenizer; its repo 
 class Source:
     """Where a checkpoint came from, as recorded in export.json."""
 
-    folder: Path
+    folder: Path | None
     hub_id: str | None = None
     revision: str | None = None  # the commit the Hub resolved, when from the Hub
+    random_seed: int | None = None  # seeded random weights at the shapes of `size` (benchmarks)
+    size: str | None = None
 
     def to_dict(self) -> dict:
+        if self.random_seed is not None:
+            return {"random_weights": {"size": self.size, "seed": self.random_seed, "shapes_of": self.hub_id}}
         if self.hub_id:
             return {"hub_id": self.hub_id, "revision": self.revision}
         return {"folder": str(self.folder.resolve())}
@@ -60,9 +64,15 @@ def _hub_failure(repo_id: str, what: str, error: Exception, local_hint: str) -> 
 
 
 def resolve_checkpoint(
-    size: str | None = None, instruct: bool = False, model_dir: str | Path | None = None, revision: str | None = None
+    size: str | None = None, instruct: bool = False, model_dir: str | Path | None = None, revision: str | None = None,
+    random_seed: int | None = None,
 ) -> Source:
     """The local folder holding the checkpoint for --size (via the Hub cache) or --model-dir."""
+    if random_seed is not None:
+        if size is None or model_dir is not None or revision is not None:
+            raise UsageError("--random-weights needs --size (the shapes to use) and no --model-dir or --revision")
+        return Source(folder=None, hub_id=get_preset(size).hub_id(instruct), random_seed=random_seed,
+                      size=get_preset(size).name)
     if model_dir is not None:
         if size is not None or revision is not None or instruct:
             raise UsageError("--model-dir cannot be combined with --size, --instruct or --revision; give one source")

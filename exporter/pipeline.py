@@ -10,10 +10,11 @@ from pathlib import Path
 
 import torch
 
-from exporter.checkpoint import CONFIG_NAME, load_checkpoint
+from exporter.checkpoint import CONFIG_NAME, load_checkpoint, random_model
 from exporter.config import OpenELMConfig
 from exporter.convert import INPUT_IDS, LOGITS, POSITION, STATE_NAMES, convert
 from exporter.calibration import calibration_ids
+from exporter.ceiling import decode_ceiling
 from exporter.errors import ExportError, UsageError
 from exporter.export_module import CacheLayout, vocab_split
 from exporter.hub import DEFAULT_TOKENIZER, Source, check_tokenizer, resolve_checkpoint, resolve_tokenizer
@@ -57,6 +58,7 @@ class ExportOptions:
     force: bool = False
     verify: bool = True  # run elm-verify's parity check on the result and store it in export.json
     allow_overflow: bool = False  # export even when the preflight sees float16 overflow
+    random_weights: int | None = None  # seed: real shapes of --size, random weights (benchmarks, no Hub)
 
 
 @dataclass
@@ -88,9 +90,24 @@ def check_lengths(context_length: int, prefill_length: int, model_max: int) -> N
 def default_name(options: ExportOptions, source: Source) -> str:
     if options.model_dir is not None:
         base = Path(options.model_dir).resolve().name
+    elif source.random_seed is not None:
+        base = f"{source.hub_id.split('/')[-1]}-random{source.random_seed}"
     else:
         base = source.hub_id.split("/")[-1]
     return f"{base}-{options.quant}"
+
+
+def source_config(source: Source) -> OpenELMConfig:
+    if source.random_seed is not None:
+        return get_preset(source.size).config()
+    return OpenELMConfig.from_file(source.folder / CONFIG_NAME)
+
+
+def load_source(source: Source):
+    """The reference model: the checkpoint's weights, or seeded random ones at the preset's shapes."""
+    if source.random_seed is not None:
+        return random_model(source_config(source), source.random_seed)
+    return load_checkpoint(source.folder)
 
 
 def export(options: ExportOptions, progress: Progress | None = None) -> ExportResult:
@@ -100,11 +117,12 @@ def export(options: ExportOptions, progress: Progress | None = None) -> ExportRe
     if options.size is not None:
         get_preset(options.size)  # an unknown size is a usage error before any download
     with progress.step("resolve checkpoint"):
-        source = resolve_checkpoint(options.size, options.instruct, options.model_dir, options.revision)
+        source = resolve_checkpoint(options.size, options.instruct, options.model_dir, options.revision,
+                                    options.random_weights)
     name = default_name(options, source)
     target = Path(options.output) if options.output else Path.cwd() / name
     refuse_existing(target, options.force)  # before the slow steps; atomic_output checks again at the end
-    config = OpenELMConfig.from_file(source.folder / CONFIG_NAME)
+    config = source_config(source)
     context_length = options.context_length or config.max_context_length
     check_lengths(context_length, options.prefill_length, config.max_context_length)
     compression.validate(config)
@@ -114,7 +132,7 @@ def export(options: ExportOptions, progress: Progress | None = None) -> ExportRe
             tokenizer_dir = resolve_tokenizer(options.tokenizer)
             check_tokenizer(tokenizer_dir)
     with progress.step("load"):
-        model = load_checkpoint(source.folder)
+        model = load_source(source)
     with progress.step("activation-range preflight"):
         ranges = measure(model, calibration_ids(tokenizer_dir, config.vocab_size, config.bos_token_id,
                                                 min(PREFLIGHT_TOKENS, context_length)))
@@ -154,6 +172,8 @@ def export(options: ExportOptions, progress: Progress | None = None) -> ExportRe
         )
         manifest["activation_range"] = ranges.to_dict()
         manifest["size"] = size_report(staging / package_name, manifest["package_bytes"], sizes)
+        manifest["ceiling"] = decode_ceiling(manifest["size"]["weight_file_bytes"],
+                                             [state["shape"] for state in manifest["states"]])
         write_manifest(staging, manifest)
         report = None
         if options.verify:

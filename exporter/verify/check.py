@@ -31,17 +31,24 @@ def check_integrity(folder: Path, manifest: dict) -> Path:
     return package
 
 
-def source_folder(manifest: dict, model_dir: Path | None) -> Path:
+def source_model(manifest: dict, model_dir: Path | None):
+    """The reference the package came from: --model-dir, the Hub snapshot, the folder, or the random seed."""
     if model_dir is not None:
-        return Path(model_dir)
+        return load_checkpoint(Path(model_dir))
     source = manifest.get("source") or {}
+    if source.get("random_weights"):
+        from exporter.checkpoint import random_model
+        from exporter.presets import get_preset
+
+        random = source["random_weights"]
+        return random_model(get_preset(random["size"]).config(), int(random["seed"]))
     if source.get("hub_id"):
-        return hub_checkpoint(source["hub_id"], source.get("revision")).folder
+        return load_checkpoint(hub_checkpoint(source["hub_id"], source.get("revision")).folder)
     if source.get("folder"):
         folder = Path(source["folder"])
         if not folder.is_dir():
             raise ExportError(f"the checkpoint it was exported from ({folder}) is gone; pass --model-dir")
-        return folder
+        return load_checkpoint(folder)
     raise ExportError("export.json does not say where the checkpoint came from; pass --model-dir")
 
 
@@ -75,11 +82,12 @@ def verify_export(folder: Path, model_dir: Path | None = None, prompt: str | Non
     manifest = read_manifest(folder)
     package = check_integrity(folder, manifest)
     ids = prompt_tokens(folder, manifest, prompt, tokens)
-    model = load_checkpoint(source_folder(manifest, model_dir))
+    model = source_model(manifest, model_dir)
     dequantized = None
     if manifest.get("quantization", {}).get("recipe", "none") != "none":
         dequantized = dequantized_reference(package, model)
-    return verify(package, manifest, model, ids, steps, dequantized_model=dequantized)
+    random_weights = bool((manifest.get("source") or {}).get("random_weights"))
+    return verify(package, manifest, model, ids, steps, dequantized_model=dequantized, judge_total=not random_weights)
 
 
 def format_report(report: ParityReport, name: str) -> str:
@@ -95,7 +103,8 @@ def format_report(report: ParityReport, name: str) -> str:
         f"{name}: recipe {report.recipe}, {report.prompt_tokens} prompt tokens in {report.prefill_calls} prefill "
         f"call(s) + {report.decode_steps} decode steps, {report.seconds:.1f}s",
         f"  {'':<28}{'max|Δlogit|':>10}{'mean KL':>11}{'top-1':>9}  {'greedy':<11}limits",
-        row("vs reference (float32)", report.reference, report.thresholds),
+        row("vs reference (float32)", report.reference, report.thresholds)
+        + ("" if report.judge_total else "  (random weights: not judged)"),
         row("vs de-quantized reference", report.dequantized_reference, report.graph_thresholds),
     ]
     if report.activation_range:
