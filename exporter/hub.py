@@ -25,6 +25,8 @@ from exporter.presets import get_preset
 MODEL_FILES = ["config.json", "generation_config.json", "*.safetensors", "model.safetensors.index.json"]
 TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
 DEFAULT_TOKENIZER = "meta-llama/Llama-2-7b-hf"  # OpenELM's tokenizer; its repo is gated
+EMBEDDED_SIZE = "tiny"  # the small OpenELM trained here and shipped in the package: works offline
+EMBEDDED_DIR = Path(__file__).parent / "assets" / "openelm-tiny"
 
 
 @dataclass
@@ -36,8 +38,11 @@ class Source:
     revision: str | None = None  # the commit the Hub resolved, when from the Hub
     random_seed: int | None = None  # seeded random weights at the shapes of `size` (benchmarks)
     size: str | None = None
+    embedded: bool = False  # the model shipped in exporter/assets
 
     def to_dict(self) -> dict:
+        if self.embedded:
+            return {"embedded": EMBEDDED_DIR.name, "folder": str(self.folder.resolve())}
         if self.random_seed is not None:
             return {"random_weights": {"size": self.size, "seed": self.random_seed, "shapes_of": self.hub_id}}
         if self.hub_id:
@@ -81,7 +86,11 @@ def resolve_checkpoint(
             raise ExportError(f"--model-dir {folder}: no such folder; pass a folder holding config.json and safetensors")
         return Source(folder=folder)
     if size is None:
-        raise UsageError("say which model to export: --size (270m, 450m, 1_1b, 3b) or --model-dir PATH")
+        raise UsageError("say which model to export: --size (tiny, 270m, 450m, 1_1b, 3b) or --model-dir PATH")
+    if size.strip().lower() == EMBEDDED_SIZE:
+        if instruct or revision is not None:
+            raise UsageError("--size tiny is the embedded model: it has no --instruct variant or --revision")
+        return Source(folder=EMBEDDED_DIR, embedded=True)
     return hub_checkpoint(get_preset(size).hub_id(instruct), revision)
 
 

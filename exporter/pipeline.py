@@ -17,7 +17,15 @@ from exporter.calibration import calibration_ids
 from exporter.ceiling import decode_ceiling
 from exporter.errors import ExportError, UsageError
 from exporter.export_module import CacheLayout, vocab_split
-from exporter.hub import DEFAULT_TOKENIZER, Source, check_tokenizer, resolve_checkpoint, resolve_tokenizer
+from exporter.hub import (
+    DEFAULT_TOKENIZER,
+    EMBEDDED_DIR,
+    EMBEDDED_SIZE,
+    Source,
+    check_tokenizer,
+    resolve_checkpoint,
+    resolve_tokenizer,
+)
 from exporter.package import (
     MANIFEST_FORMAT,
     WEIGHTS_IN_PACKAGE,
@@ -90,6 +98,8 @@ def check_lengths(context_length: int, prefill_length: int, model_max: int) -> N
 def default_name(options: ExportOptions, source: Source) -> str:
     if options.model_dir is not None:
         base = Path(options.model_dir).resolve().name
+    elif source.embedded:
+        base = "OpenELM-tiny"
     elif source.random_seed is not None:
         base = f"{source.hub_id.split('/')[-1]}-random{source.random_seed}"
     else:
@@ -114,7 +124,7 @@ def export(options: ExportOptions, progress: Progress | None = None) -> ExportRe
     progress = progress or Progress(quiet=True)
     compression = Compression(get_recipe(options.quant), options.quant_map, options.group_size,
                               options.per_channel_scale)
-    if options.size is not None:
+    if options.size is not None and options.size.strip().lower() != EMBEDDED_SIZE:
         get_preset(options.size)  # an unknown size is a usage error before any download
     with progress.step("resolve checkpoint"):
         source = resolve_checkpoint(options.size, options.instruct, options.model_dir, options.revision,
@@ -126,10 +136,13 @@ def export(options: ExportOptions, progress: Progress | None = None) -> ExportRe
     context_length = options.context_length or config.max_context_length
     check_lengths(context_length, options.prefill_length, config.max_context_length)
     compression.validate(config)
+    tokenizer_spec = options.tokenizer
+    if source.embedded and tokenizer_spec == DEFAULT_TOKENIZER:
+        tokenizer_spec = str(EMBEDDED_DIR)  # the embedded model has its own tokenizer, next to its weights
     tokenizer_dir = None
-    if options.tokenizer is not None:
+    if tokenizer_spec is not None:
         with progress.step("resolve tokenizer"):
-            tokenizer_dir = resolve_tokenizer(options.tokenizer)
+            tokenizer_dir = resolve_tokenizer(tokenizer_spec)
             check_tokenizer(tokenizer_dir)
     with progress.step("load"):
         model = load_source(source)
@@ -168,7 +181,8 @@ def export(options: ExportOptions, progress: Progress | None = None) -> ExportRe
                     shutil.copyfile(tokenizer_dir / file, staging / file)
 
         manifest = build_manifest(
-            name, package_name, staging, source, config, context_length, options, compression, tokenizer_dir
+            name, package_name, staging, source, config, context_length, options, compression, tokenizer_dir,
+            tokenizer_spec,
         )
         manifest["activation_range"] = ranges.to_dict()
         manifest["size"] = size_report(staging / package_name, manifest["package_bytes"], sizes)
@@ -200,7 +214,7 @@ def size_report(package: Path, package_bytes: int, sizes: dict) -> dict:
 
 
 def build_manifest(name, package_name, staging, source, config, context_length, options, compression,
-                   tokenizer_dir):
+                   tokenizer_dir, tokenizer_spec):
     """export.json: everything an app needs to drive the package, and everything needed to reproduce it."""
     import coremltools as ct
 
@@ -221,7 +235,7 @@ def build_manifest(name, package_name, staging, source, config, context_length, 
         "tokenizer": None
         if tokenizer_dir is None
         else {
-            "source": str(options.tokenizer),
+            "source": str(tokenizer_spec),
             "files": [f for f in TOKENIZER_FILES if (staging / f).is_file()],
             "add_bos": True,
         },

@@ -37,7 +37,7 @@ PRESETS = {
     )
 }
 ALIASES = {"1.1b": "1_1b"}
-SIZE_CHOICES = sorted(PRESETS) + sorted(ALIASES)
+SIZE_CHOICES = ["tiny"] + sorted(PRESETS) + sorted(ALIASES)  # tiny: the embedded model (exporter.hub)
 
 
 def get_preset(size: str) -> SizePreset:
