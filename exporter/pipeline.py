@@ -196,7 +196,8 @@ def export(options: ExportOptions, progress: Progress | None = None) -> ExportRe
             with progress.step("verify (reference vs package, float16 executor)"):
                 report = verify_export(staging, model_dir=source.folder)
             manifest["verification"] = report.to_dict()
-            write_manifest(staging, manifest)
+        manifest["timings"] = {stage: round(seconds, 2) for stage, seconds in progress.timings.items()}
+        write_manifest(staging, manifest)
     return ExportResult(folder=target, manifest=manifest, report=report)
 
 

@@ -1,0 +1,156 @@
+"""`make bench`: export each size (seeded random weights at the real shapes) with each recipe, and measure.
+
+Every export runs in its own process so its peak RSS is its own (os.wait4). Figures go to a JSON
+file (one record per run, merged with earlier runs) and BENCHMARKS.md is rewritten from it.
+Run one size/recipe at a time with --sizes/--recipes; never part of `make test`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+RESULTS = Path("benchmarks.json")
+REPORT = Path("BENCHMARKS.md")
+
+
+def run_measured(command: list[str], env=None) -> tuple[int, float, int, str]:
+    """(exit code, wall seconds, peak RSS bytes, combined output) of a child process."""
+    start = time.perf_counter()
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        log.seek(0)
+        output = log.read().decode(errors="replace")
+    return os.waitstatus_to_exitcode(status), wall, usage.ru_maxrss * 1024, output
+
+
+def machine() -> str:
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB RAM, {platform.system()} {platform.release()}"
+
+
+def bench_export(size: str, recipe: str, workdir: Path, context_length: int, verify: bool) -> dict:
+    out = workdir / f"{size}-{recipe}"
+    command = [sys.executable, "-m", "exporter", "--size", size, "--random-weights", "0", "--quant", recipe,
+               "--no-tokenizer", "--context-length", str(context_length), "--output", str(out), "--force"]
+    if not verify:
+        command.append("--no-verify")
+    code, wall, rss, output = run_measured(command)
+    record = {"kind": "export", "size": size, "recipe": recipe, "context_length": context_length,
+              "exit_code": code, "wall_s": round(wall, 1), "peak_rss_bytes": rss}
+    manifest_path = out / "export.json"
+    if manifest_path.is_file():
+        manifest = json.loads(manifest_path.read_text())
+        record.update(
+            stage_s={k: round(v, 1) for k, v in manifest.get("timings", {}).items()},
+            package_bytes=manifest["size"]["package_bytes"],
+            theoretical_bytes=manifest["size"]["theoretical_bytes"],
+            weights_to_theory=manifest["size"]["weights_to_theory"],
+            verify_s=round((manifest.get("verification") or {}).get("seconds", 0.0), 1) or None,
+            verify_passed=(manifest.get("verification") or {}).get("passed"),
+            ceiling=manifest["ceiling"]["max_decode_tokens_per_s"],
+        )
+    else:
+        record["error"] = output.strip().splitlines()[-1] if output.strip() else "no output"
+    return record
+
+
+def bench_baseline(size: str, workdir: Path) -> dict:
+    """The plain script: torch.jit.trace + ct.convert + int4 linear_quantize_weights, no states, one function."""
+    code, wall, rss, output = run_measured([sys.executable, "-m", "exporter.bench_baseline", size,
+                                            str(workdir / f"{size}-baseline.mlpackage")])
+    record = {"kind": "baseline", "size": size, "recipe": "int4", "exit_code": code, "wall_s": round(wall, 1),
+              "peak_rss_bytes": rss}
+    if code:
+        record["error"] = output.strip().splitlines()[-1] if output.strip() else "no output"
+    return record
+
+
+def merge(records: list[dict]) -> list[dict]:
+    old = json.loads(RESULTS.read_text())["runs"] if RESULTS.is_file() else []
+    keys = {(r["kind"], r["size"], r["recipe"]) for r in records}
+    return [r for r in old if (r["kind"], r["size"], r["recipe"]) not in keys] + records
+
+
+def write_report(runs: list[dict], machine_text: str) -> None:
+    baseline = {r["size"]: r for r in runs if r["kind"] == "baseline" and not r.get("error")}
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured by `make bench` on: {machine_text}. Seeded random weights at the real shapes "
+        "(`--random-weights 0`), no tokenizer. Peak RSS is the export process's own (wait4). "
+        "The decode ceiling is an upper bound (bandwidth / bytes read per token), not a measurement.",
+        "",
+        "| size | recipe | context | wall s | peak RSS GB | vs plain script (time, RSS) | package MB | theory MB "
+        "| weights/theory | verify s | iPhone 15 Pro ceiling tok/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted((r for r in runs if r["kind"] == "export"), key=lambda r: (r["size"], r["recipe"])):
+        if r.get("error"):
+            lines.append(f"| {r['size']} | {r['recipe']} | {r['context_length']} | {r['wall_s']} | "
+                         f"{r['peak_rss_bytes'] / 1e9:.1f} | failed: {r['error']} | | | | | |")
+            continue
+        base = baseline.get(r["size"])
+        ratio = (f"{r['wall_s'] / base['wall_s']:.2f}×, {r['peak_rss_bytes'] / base['peak_rss_bytes']:.2f}×"
+                 if base and r["recipe"] == "int4" else "")
+        ceiling = next(iter(r.get("ceiling", {}).values()), "")
+        lines.append(
+            f"| {r['size']} | {r['recipe']} | {r['context_length']} | {r['wall_s']} | {r['peak_rss_bytes'] / 1e9:.1f} "
+            f"| {ratio} | {r['package_bytes'] / 1e6:.1f} | {r['theoretical_bytes'] / 1e6:.1f} | "
+            f"{r['weights_to_theory']} | {r.get('verify_s') or '-'} | {ceiling} |"
+        )
+    lines += ["", "Plain script (`exporter/bench_baseline.py`: trace + convert + int4, one stateless function):", "",
+              "| size | wall s | peak RSS GB |", "|---|---|---|"]
+    for size, r in sorted(baseline.items()):
+        lines.append(f"| {size} | {r['wall_s']} | {r['peak_rss_bytes'] / 1e9:.1f} |")
+    lines += ["", "Stage times (seconds) per export:", ""]
+    for r in sorted((r for r in runs if r["kind"] == "export" and r.get("stage_s")), key=lambda r: (r["size"], r["recipe"])):
+        stages = ", ".join(f"{k} {v}" for k, v in r["stage_s"].items())
+        lines.append(f"- {r['size']} {r['recipe']}: {stages}")
+    REPORT.write_text("\n".join(lines) + "\n")
+
+
+@click.command()
+@click.option("--sizes", default="270m,450m,1_1b,3b", show_default=True)
+@click.option("--recipes", default="none,int4,lut4", show_default=True)
+@click.option("--context-length", type=int, default=2048, show_default=True)
+@click.option("--baseline/--no-baseline", default=True, help="Also time the plain conversion script.")
+@click.option("--verify/--no-verify", default=True, help="Verify each export (time recorded).")
+@click.option("--workdir", type=click.Path(path_type=Path), default=Path("out/bench"), show_default=True)
+def main(sizes, recipes, context_length, baseline, verify, workdir):
+    workdir.mkdir(parents=True, exist_ok=True)
+    records = []
+    for size in sizes.split(","):
+        if baseline:
+            records.append(bench_baseline(size, workdir))
+            click.echo(json.dumps(records[-1]))
+        for recipe in recipes.split(","):
+            records.append(bench_export(size, recipe, workdir, context_length, verify))
+            click.echo(json.dumps(records[-1]))
+    runs = merge(records)
+    machine_text = machine()
+    RESULTS.write_text(json.dumps({"machine": machine_text, "runs": runs}, indent=2) + "\n")
+    write_report(runs, machine_text)
+    click.echo(f"wrote {RESULTS} and {REPORT}")
+
+
+if __name__ == "__main__":
+    main()
