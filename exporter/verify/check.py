@@ -6,13 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
+from exporter.calibration import calibration_ids
 from exporter.checkpoint import load_checkpoint
 from exporter.errors import ExportError, UsageError
 from exporter.hub import check_tokenizer, hub_checkpoint
 from exporter.package import inside, read_manifest, sha256_file
 from exporter.verify.parity import ParityReport, verify
 
-DEFAULT_PROMPT = "The quick brown fox jumps over the lazy dog, and then it runs into the forest where"
 DEFAULT_STEPS = 16
 
 
@@ -53,23 +53,23 @@ def source_model(manifest: dict, model_dir: Path | None):
 
 
 def prompt_tokens(folder: Path, manifest: dict, text: str | None, count: int | None) -> list[int]:
+    """--prompt text, or `count` tokens of the built-in held-out text (seeded ids without a tokenizer)."""
     if text is not None and count is not None:
         raise UsageError("give --prompt or --tokens, not both")
     has_tokenizer = (folder / "tokenizer.json").is_file()
-    if count is None and (text is not None or has_tokenizer):
+    if text is not None:
         if not has_tokenizer:
             raise ExportError(f"{folder} has no tokenizer.json to encode --prompt; use --tokens N instead")
-        ids = check_tokenizer(folder).encode(text if text is not None else DEFAULT_PROMPT).ids
+        ids = check_tokenizer(folder).encode(text).ids
         if not ids:
             raise UsageError("--prompt encodes to no tokens; give some text")
         return ids
     if count is None:
         count = 2 * manifest["prefill_length"] + 3  # several prefill chunks, the last one partial
+        count = min(count, manifest["context_length"] - DEFAULT_STEPS)
     if count < 1:
         raise UsageError(f"--tokens {count} must be at least 1")
-    rng = np.random.default_rng(0)
-    first_normal = 3  # skip <unk>, <s>, </s>
-    return [manifest["bos_token_id"]] + rng.integers(first_normal, manifest["vocab_size"], count - 1).tolist()
+    return calibration_ids(folder if has_tokenizer else None, manifest["vocab_size"], manifest["bos_token_id"], count)
 
 
 def verify_export(folder: Path, model_dir: Path | None = None, prompt: str | None = None,
@@ -87,7 +87,12 @@ def verify_export(folder: Path, model_dir: Path | None = None, prompt: str | Non
     if manifest.get("quantization", {}).get("recipe", "none") != "none":
         dequantized = dequantized_reference(package, model)
     random_weights = bool((manifest.get("source") or {}).get("random_weights"))
-    return verify(package, manifest, model, ids, steps, dequantized_model=dequantized, judge_total=not random_weights)
+    report = verify(package, manifest, model, ids, steps, dequantized_model=dequantized,
+                    judge_total=not random_weights)
+    if (folder / "tokenizer.json").is_file():
+        tokenizer = check_tokenizer(folder)
+        report.sample = {"prompt": tokenizer.decode(ids), "continuation": tokenizer.decode(report.continuation)}
+    return report
 
 
 def format_report(report: ParityReport, name: str) -> str:
@@ -107,6 +112,8 @@ def format_report(report: ParityReport, name: str) -> str:
         + ("" if report.judge_total else "  (random weights: not judged)"),
         row("vs de-quantized reference", report.dequantized_reference, report.graph_thresholds),
     ]
+    if report.sample:
+        lines.append(f"  {'greedy continuation':<28}{report.sample['continuation']!r}")
     if report.activation_range:
         ranges = report.activation_range
         lines.append(f"  {'activation range':<28}min headroom {ranges['min_headroom']:g}× to float16 at layer "

@@ -65,6 +65,8 @@ class ParityReport:
     judge_total: bool = True
     coreml_runtime: dict | str = "not available on this OS (Core ML runs on macOS only)"
     activation_range: dict | None = None  # exporter.preflight over the verified tokens
+    continuation: list[int] = field(default_factory=list)  # the reference's greedy tokens after the prompt
+    sample: dict | None = None  # prompt and continuation as text, when the package has a tokenizer
     seconds: float = 0.0
 
     @property
@@ -200,6 +202,7 @@ def verify(package_path, manifest: dict, model: OpenELM, prompt: list[int], step
         reference=compare(reference_logits, package_logits, len(prompt)),
         thresholds=TOTAL_THRESHOLDS.get(recipe, DEFAULT_TOTAL),
         judge_total=judge_total or dequantized_model is None,
+        continuation=tokens[len(prompt):],
     )
     if dequantized_model is not None:
         report.dequantized_reference = compare(logits_for(dequantized_model, tokens, len(prompt)), package_logits,
