@@ -1,0 +1,83 @@
+import SwiftUI
+
+struct ChatView: View {
+    @State private var session = ChatSession()
+    @State private var draft = ""
+
+    var body: some View {
+        NavigationStack {
+            VStack(spacing: 0) {
+                ScrollViewReader { proxy in
+                    List(session.messages) { message in
+                        MessageRow(message: message).id(message.id)
+                    }
+                    .listStyle(.plain)
+                    .onChange(of: session.messages.last?.text) {
+                        if let last = session.messages.last { proxy.scrollTo(last.id, anchor: .bottom) }
+                    }
+                }
+                statusBar
+                inputBar
+            }
+            .navigationTitle("OpenELM")
+            .navigationBarTitleDisplayMode(.inline)
+        }
+        .task { await session.load() }
+    }
+
+    private var statusBar: some View {
+        HStack {
+            Text(session.status).lineLimit(1)
+            Spacer()
+            if let rate = session.tokensPerSecond, session.isGenerating {
+                Text(String(format: "%.1f tok/s", rate)).monospacedDigit()
+            }
+        }
+        .font(.caption)
+        .foregroundStyle(.secondary)
+        .padding(.horizontal)
+        .padding(.vertical, 4)
+    }
+
+    private var inputBar: some View {
+        HStack {
+            TextField("Write a prompt", text: $draft, axis: .vertical)
+                .textFieldStyle(.roundedBorder)
+                .lineLimit(1...5)
+                .disabled(!session.isReady)
+            if session.isGenerating {
+                Button("Stop", systemImage: "stop.circle.fill") { session.stop() }
+                    .labelStyle(.iconOnly)
+                    .font(.title2)
+            } else {
+                Button("Send", systemImage: "arrow.up.circle.fill") {
+                    session.send(draft)
+                    draft = ""
+                }
+                .labelStyle(.iconOnly)
+                .font(.title2)
+                .disabled(!session.isReady || draft.isEmpty)
+            }
+        }
+        .padding()
+    }
+}
+
+private struct MessageRow: View {
+    let message: ChatMessage
+
+    var body: some View {
+        VStack(alignment: message.role == .user ? .trailing : .leading, spacing: 4) {
+            Text(message.text.isEmpty ? "…" : message.text)
+                .padding(10)
+                .background(message.role == .user ? Color.accentColor.opacity(0.15) : Color.secondary.opacity(0.12),
+                            in: RoundedRectangle(cornerRadius: 12))
+                .textSelection(.enabled)
+            if let stats = message.stats {
+                Text(stats).font(.caption2).foregroundStyle(.secondary)
+            }
+        }
+        .frame(maxWidth: .infinity, alignment: message.role == .user ? .trailing : .leading)
+        .listRowSeparator(.hidden)
+    }
+}

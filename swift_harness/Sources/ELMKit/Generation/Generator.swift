@@ -1,0 +1,103 @@
+/// Runs a `LanguageModel`: chunked prefill of the prompt, then decode steps, streaming each token.
+///
+/// Driving rules (export.json "elm-export/1"): the prompt is cut into chunks of `prefillLength`
+/// fed at position = chunk start (the model pads the last one); the next-token logits are the
+/// row of the last real token; each new token is then fed at its index in the sequence. The
+/// sequence never grows past `contextLength` tokens (as the Python reference's `generate`).
+///
+/// Not for concurrent use: one generation at a time per model.
+public final class Generator: @unchecked Sendable {
+    public let model: any LanguageModel
+    public let tokenizer: Tokenizer?
+    private let clock = ContinuousClock()
+
+    public init(model: any LanguageModel, tokenizer: Tokenizer? = nil) {
+        self.model = model
+        self.tokenizer = tokenizer
+    }
+
+    /// Generates after `promptTokens` (which already hold BOS if the model wants it).
+    /// `onToken` sees every new token as it is chosen; return false from it to stop.
+    @discardableResult
+    public func generate(promptTokens: [Int], options: GenerationOptions, loadSeconds: Double = 0,
+                         onToken: (GeneratedToken) -> Bool = { _ in true }) throws -> GenerationResult {
+        if let problem = options.sampling.problem { throw GenerationError.invalidSampling(problem) }
+        guard !promptTokens.isEmpty else { throw GenerationError.emptyPrompt }
+        guard promptTokens.count < model.contextLength else {
+            throw GenerationError.promptTooLong(tokens: promptTokens.count, contextLength: model.contextLength)
+        }
+        var stats = GenerationStats(loadSeconds: loadSeconds, promptTokens: promptTokens.count, prefillSeconds: 0,
+                                    timeToFirstTokenSeconds: 0, generatedTokens: 0, decodeSteps: 0, decodeSeconds: 0)
+        let start = clock.now
+        try model.reset()
+        var logits = try prefill(promptTokens)
+        stats.prefillSeconds = (clock.now - start).seconds
+
+        var sampler = Sampler(parameters: options.sampling)
+        var textDecoder = tokenizer.map(IncrementalDecoder.init)
+        var context = promptTokens
+        var generated: [Int] = []
+        var stopReason = StopReason.maxTokens
+        var decodeStart = clock.now
+
+        while generated.count < options.maxNewTokens {
+            let token = sampler.next(logits: logits, context: context)
+            if generated.isEmpty {
+                decodeStart = clock.now
+                stats.timeToFirstTokenSeconds = (decodeStart - start).seconds
+            }
+            generated.append(token)
+            context.append(token)
+            let delta = textDecoder?.append(token) ?? ""
+            let pause = clock.now  // time spent in the callback is not the model's
+            if !onToken(GeneratedToken(id: token, text: delta, index: generated.count - 1)) {
+                stopReason = .cancelled
+                break
+            }
+            decodeStart += clock.now - pause
+            if token == options.eosTokenId { stopReason = .endOfSequence; break }
+            if generated.count >= options.maxNewTokens { stopReason = .maxTokens; break }
+            if context.count >= model.contextLength { stopReason = .contextFull; break }
+            logits = try row(model.decode(token: Int32(token), position: context.count - 1), "decode")
+            stats.decodeSteps += 1
+        }
+        if !generated.isEmpty { stats.decodeSeconds = (clock.now - decodeStart).seconds }
+        stats.generatedTokens = generated.count
+        let text = tokenizer?.decode(generated) ?? ""
+        return GenerationResult(tokens: generated, text: text, stopReason: stopReason, stats: stats)
+    }
+
+    /// Feeds the prompt and returns the logits after its last token.
+    private func prefill(_ tokens: [Int]) throws -> [Float] {
+        let chunkLength = model.prefillLength
+        guard chunkLength > 0 else { throw GenerationError.modelOutput("prefillLength is \(chunkLength)") }
+        var logits: [Float] = []
+        var chunkStart = 0
+        while chunkStart < tokens.count {
+            // A padded chunk must fit in the cache; near the end of the context feed tokens one by one.
+            guard chunkStart + chunkLength <= model.contextLength else {
+                for position in chunkStart..<tokens.count {
+                    logits = try row(model.decode(token: Int32(tokens[position]), position: position), "decode")
+                }
+                return logits
+            }
+            let chunk = tokens[chunkStart..<min(chunkStart + chunkLength, tokens.count)].map { Int32($0) }
+            let rows = try model.prefill(tokens: chunk, position: chunkStart)
+            guard rows.count == chunk.count else {
+                throw GenerationError.modelOutput("prefill of \(chunk.count) tokens returned \(rows.count) logits rows")
+            }
+            logits = try row(rows[chunk.count - 1], "prefill")
+            chunkStart += chunkLength
+        }
+        return logits
+    }
+
+    /// A logits row cut to the vocabulary (the model may pad it).
+    private func row(_ logits: [Float], _ function: String) throws -> [Float] {
+        let vocabulary = model.vocabularySize
+        guard logits.count >= vocabulary else {
+            throw GenerationError.modelOutput("\(function) returned \(logits.count) logits for a vocabulary of \(vocabulary)")
+        }
+        return logits.count == vocabulary ? logits : Array(logits[..<vocabulary])
+    }
+}

@@ -1,0 +1,41 @@
+/// A causal language model with a KV cache that `Generator` can drive: chunked prefill, then
+/// one token at a time. `CoreMLLanguageModel` is the real one; tests use scripted models.
+public protocol LanguageModel: AnyObject {
+    /// Tokens the cache holds.
+    var contextLength: Int { get }
+    /// Tokens one `prefill` call takes (shorter chunks are padded by the model).
+    var prefillLength: Int { get }
+    /// Entries of each logits row that are real tokens (rows may be longer, e.g. padded pieces).
+    var vocabularySize: Int { get }
+
+    /// Forgets every token seen so far (a fresh KV cache).
+    func reset() throws
+
+    /// Feeds `tokens` (1...prefillLength of them) at positions `position`, `position + 1`, ...
+    /// and returns one logits row per given token (not for the padding).
+    func prefill(tokens: [Int32], position: Int) throws -> LogitRows
+
+    /// Feeds one token at `position` and returns the logits for the token after it.
+    func decode(token: Int32, position: Int) throws -> [Float]
+}
+
+/// Logits rows read on demand: a prefill chunk yields up to prefillLength × vocabulary scores but
+/// the generator needs only the last row, so rows are converted only when asked for.
+public struct LogitRows {
+    public let count: Int
+    private let row: (Int) -> [Float]
+
+    public init(count: Int, row: @escaping (Int) -> [Float]) {
+        self.count = count
+        self.row = row
+    }
+
+    public init(_ rows: [[Float]]) {
+        self.init(count: rows.count) { rows[$0] }
+    }
+
+    public subscript(index: Int) -> [Float] {
+        precondition(index >= 0 && index < count, "logits row \(index) out of 0..<\(count)")
+        return row(index)
+    }
+}
