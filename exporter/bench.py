@@ -19,6 +19,7 @@ from pathlib import Path
 import click
 
 RESULTS = Path("benchmarks.json")
+QUALITY = Path("benchmarks_quality.json")  # written by `python -m quant.quality`
 REPORT = Path("BENCHMARKS.md")
 
 
@@ -125,7 +126,34 @@ def write_report(runs: list[dict], machine_text: str) -> None:
     for r in sorted((r for r in runs if r["kind"] == "export" and r.get("stage_s")), key=lambda r: (r["size"], r["recipe"])):
         stages = ", ".join(f"{k} {v}" for k, v in r["stage_s"].items())
         lines.append(f"- {r['size']} {r['recipe']}: {stages}")
+    lines += quality_section()
     REPORT.write_text("\n".join(lines) + "\n")
+
+
+def quality_section() -> list[str]:
+    if not QUALITY.is_file():
+        return []
+    recipes = json.loads(QUALITY.read_text())["recipes"]
+    lines = [
+        "",
+        "## Recipe quality on the embedded model",
+        "",
+        "`python -m quant.quality` (part of `make bench`): each recipe exports the embedded OpenELM-tiny; the "
+        "package, run by the float16 executor with chunked prefill, and the float32 reference read the "
+        "held-out text (every token scored). Graph error = package vs a reference holding the package's own "
+        "de-quantized weights.",
+        "",
+        "| recipe | KL(ref ‖ pkg) | top-1 agreement | perplexity (reference) | graph KL | graph top-1 | package MB "
+        "| weights / theory |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in recipes.items():
+        lines.append(
+            f"| {name} | {r['kl']:.2e} | {100 * r['top1']:.1f}% | {r['perplexity']:.2f} ({r['reference_perplexity']:.2f}) "
+            f"| {r['graph_kl']:.1e} | {100 * r['graph_top1']:.1f}% | {r['package_bytes'] / 1e6:.2f} "
+            f"| {r['weights_to_theory']} |"
+        )
+    return lines
 
 
 @click.command()
@@ -135,14 +163,17 @@ def write_report(runs: list[dict], machine_text: str) -> None:
 @click.option("--baseline/--no-baseline", default=True, help="Also time the plain conversion script.")
 @click.option("--verify/--no-verify", default=True, help="Verify each export (time recorded).")
 @click.option("--workdir", type=click.Path(path_type=Path), default=Path("out/bench"), show_default=True)
-def main(sizes, recipes, context_length, baseline, verify, workdir):
+@click.option("--quality/--no-quality", default=True, help="Also measure every recipe on the embedded model.")
+def main(sizes, recipes, context_length, baseline, verify, workdir, quality):
     workdir.mkdir(parents=True, exist_ok=True)
+    if quality:
+        subprocess.run([sys.executable, "-m", "quant.quality", "--output", str(QUALITY)], check=True)
     records = []
-    for size in sizes.split(","):
+    for size in filter(None, sizes.split(",")):
         if baseline:
             records.append(bench_baseline(size, workdir))
             click.echo(json.dumps(records[-1]))
-        for recipe in recipes.split(","):
+        for recipe in filter(None, recipes.split(",")):
             records.append(bench_export(size, recipe, workdir, context_length, verify))
             click.echo(json.dumps(records[-1]))
     runs = merge(records)
