@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-python test-swift clean
+.PHONY: install test test-python test-swift clean tiny-model demo bench
 
 install: $(STAMP)
 
@@ -16,6 +16,14 @@ $(STAMP): setup.cfg pyproject.toml
 
 test: install test-python test-swift
 
+# Export the embedded OpenELM with the default recipe, verify it, print where it is and the parity report.
+demo: install
+	$(BIN)/elm-export --size tiny --output out/OpenELM-tiny-int4 --force
+
+# Benchmarks (never part of `make test`): BENCH_ARGS="--sizes 450m --recipes int4" runs one at a time.
+bench: install
+	$(BIN)/python -m exporter.bench $(BENCH_ARGS)
+
 test-python:
 	$(BIN)/python -m pytest -q
 
@@ -25,6 +33,13 @@ test-swift:
 	else \
 		echo "swift test skipped (no swift_harness/Package.swift or no Swift toolchain)"; \
 	fi
+
+# Retrain the embedded tiny OpenELM (exporter/assets/openelm-tiny) from the KJV text in Debian's bible-kjv.
+tiny-model:
+	@dpkg -s bible-kjv >/dev/null 2>&1 || { \
+		sudo=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+		$$sudo apt-get update && $$sudo apt-get install -y bible-kjv; }
+	$(BIN)/python -m exporter.tiny.train --out exporter/assets/openelm-tiny
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
