@@ -8,13 +8,12 @@ exactly as Apple's configuration code does.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from exporter.errors import ExportError
+from exporter.errors import ExportError, read_json_object
 
 
 def make_divisible(value: float, divisor: int, min_value: int | None = None) -> int:
@@ -133,15 +132,8 @@ class OpenELMConfig:
 
     @classmethod
     def from_file(cls, path: Path) -> "OpenELMConfig":
-        path = Path(path)
-        if not path.is_file():
-            raise ExportError(f"{path}: not found; a checkpoint folder needs config.json next to its weights")
-        try:
-            raw = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ExportError(f"{path}: cannot be read as JSON ({e}); re-download the checkpoint") from None
-        if not isinstance(raw, dict):
-            raise ExportError(f"{path}: expected a JSON object; re-download the checkpoint")
+        raw = read_json_object(path, "a checkpoint folder needs config.json next to its weights",
+                               "re-download the checkpoint")
         return cls.from_hub_dict(raw, source=str(path))
 
 

@@ -14,7 +14,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from exporter.errors import ExportError
+from exporter.errors import ExportError, read_json_object
 
 MANIFEST_NAME = "export.json"
 MANIFEST_FORMAT = "elm-export/1"
@@ -78,13 +78,9 @@ def write_manifest(folder: Path, manifest: dict) -> None:
 
 def read_manifest(folder: Path) -> dict:
     path = Path(folder) / MANIFEST_NAME
-    if not path.is_file():
-        raise ExportError(f"{path}: not found; point at a folder written by elm-export (it holds export.json)")
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ExportError(f"{path}: not valid JSON ({e}); re-export the model") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+    manifest = read_json_object(path, "point at a folder written by elm-export (it holds export.json)",
+                                "re-export the model")
+    if manifest.get("format") != MANIFEST_FORMAT:
         raise ExportError(f"{path}: not an {MANIFEST_FORMAT} manifest; re-export with this version of elm-export")
     return manifest
 
