@@ -86,6 +86,9 @@ RECIPE_HELP = (
 @click.option("--group-size", type=int, default=DEFAULT_GROUP_SIZE, show_default=True,
               help="Palettized recipes: output channels sharing one look-up table.")
 @click.option("--per-channel-scale", is_flag=True, help="Palettized recipes: add a float16 scale per output channel.")
+@click.option("--calibrate", is_flag=False, flag_value="builtin", default=None, metavar="[FILE]",
+              help="Data-aware compression (GPTQ for int8/int4, sensitivity-aware k-means for lutN) calibrated "
+                   "on FILE's text, or on the built-in held-out text when no FILE is given.")
 @click.option("--context-length", type=int, help="KV-cache length in tokens [default: the model's maximum].")
 @click.option("--prefill-length", type=int, default=64, show_default=True,
               help="Tokens per prefill call; longer prompts take several calls.")
@@ -99,7 +102,7 @@ RECIPE_HELP = (
 @click.option("--quiet", is_flag=True, help="Print only the result.")
 @click.option("--debug", is_flag=True, help="Show tracebacks and library warnings.")
 def export_command(size, instruct, model_dir, revision, tokenizer, no_tokenizer, quant, quant_map, group_size,
-                   per_channel_scale, context_length,
+                   per_channel_scale, calibrate, context_length,
                    prefill_length, output, force, no_verify, random_weights, allow_overflow, quiet, debug):
     """Export an OpenELM model to a stateful Core ML package for the Neural Engine."""
     from exporter.pipeline import ExportOptions, export
@@ -108,7 +111,7 @@ def export_command(size, instruct, model_dir, revision, tokenizer, no_tokenizer,
     options = ExportOptions(
         size=size, instruct=instruct, model_dir=model_dir, revision=revision,
         tokenizer=None if no_tokenizer else tokenizer, quant=quant, quant_map=quant_map, group_size=group_size,
-        per_channel_scale=per_channel_scale, context_length=context_length,
+        per_channel_scale=per_channel_scale, calibrate=calibrate, context_length=context_length,
         prefill_length=prefill_length, output=output, force=force, verify=not no_verify,
         allow_overflow=allow_overflow, random_weights=random_weights,
     )

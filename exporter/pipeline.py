@@ -40,6 +40,7 @@ from exporter.package import (
 from exporter.preflight import measure
 from exporter.presets import get_preset
 from exporter.progress import Progress
+from quant.calibrate import calibrate, calibration_plan, calibration_tokens, tokens_needed
 from quant.recipes import DEFAULT_GROUP_SIZE, Compression, get_recipe
 from quant.theory import theoretical_sizes
 
@@ -67,6 +68,7 @@ class ExportOptions:
     verify: bool = True  # run elm-verify's parity check on the result and store it in export.json
     allow_overflow: bool = False  # export even when the preflight sees float16 overflow
     random_weights: int | None = None  # seed: real shapes of --size, random weights (benchmarks, no Hub)
+    calibrate: str | None = None  # calibration text file, or "builtin" for the built-in held-out text
 
 
 @dataclass
@@ -136,6 +138,8 @@ def export(options: ExportOptions, progress: Progress | None = None) -> ExportRe
     context_length = options.context_length or config.max_context_length
     check_lengths(context_length, options.prefill_length, config.max_context_length)
     compression.validate(config)
+    if options.calibrate is not None:
+        calibration_plan(config, compression)  # --quant none: a usage error before any loading
     tokenizer_spec = options.tokenizer
     if source.embedded and tokenizer_spec == DEFAULT_TOKENIZER:
         tokenizer_spec = str(EMBEDDED_DIR)  # the embedded model has its own tokenizer, next to its weights
@@ -144,8 +148,18 @@ def export(options: ExportOptions, progress: Progress | None = None) -> ExportRe
         with progress.step("resolve tokenizer"):
             tokenizer_dir = resolve_tokenizer(tokenizer_spec)
             check_tokenizer(tokenizer_dir)
+    calibration_text = None
+    if options.calibrate is not None:
+        with progress.step("read calibration text"):
+            calibration_text = calibration_tokens(None if options.calibrate == "builtin" else Path(options.calibrate),
+                                                  tokenizer_dir, config.vocab_size, config.bos_token_id,
+                                                  tokens_needed(config))
     with progress.step("load"):
         model = load_source(source)
+    calibration = None
+    if calibration_text is not None:  # before the preflight, so it measures the weights that get exported
+        calibration = calibrate(model, compression, calibration_text, progress)
+        calibration["text"] = options.calibrate
     with progress.step("activation-range preflight"):
         ranges = measure(model, calibration_ids(tokenizer_dir, config.vocab_size, config.bos_token_id,
                                                 min(PREFLIGHT_TOKENS, context_length)))
@@ -184,6 +198,8 @@ def export(options: ExportOptions, progress: Progress | None = None) -> ExportRe
             name, package_name, staging, source, config, context_length, options, compression, tokenizer_dir,
             tokenizer_spec,
         )
+        if calibration is not None:
+            manifest["quantization"]["calibration"] = calibration
         manifest["activation_range"] = ranges.to_dict()
         manifest["size"] = size_report(staging / package_name, manifest["package_bytes"], sizes)
         manifest["ceiling"] = decode_ceiling(manifest["size"]["weight_file_bytes"],

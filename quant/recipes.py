@@ -9,8 +9,9 @@ functions get byte-identical weights that the multifunction package stores once.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from exporter.errors import UsageError
 
@@ -25,7 +26,7 @@ class Recipe:
     target: str
     summary: str
 
-    def op_config(self, group_size: int = DEFAULT_GROUP_SIZE, per_channel_scale: bool = False):
+    def op_config(self, group_size: int = DEFAULT_GROUP_SIZE, per_channel_scale: bool = False, lut_cache=None):
         """The coremltools per-op config for one weight matrix, or None for float16."""
         import coremltools.optimize.coreml as cto
 
@@ -38,8 +39,10 @@ class Recipe:
         if self.kind == "lut":
             from quant.kmeans import lut_function
 
+            function = lut_function(self.bits)
             return cto.OpPalettizerConfig(
-                mode="custom", lut_function=lut_function(self.bits), granularity="per_grouped_channel",
+                mode="custom", lut_function=function if lut_cache is None else CachedLut(function, lut_cache),
+                granularity="per_grouped_channel",
                 group_size=group_size, enable_per_channel_scale=per_channel_scale, weight_threshold=0,
             )
         return None
@@ -78,6 +81,19 @@ ROLE_PATTERNS = {
     "attention": "layers_*_attn_*",
     "ffn": "layers_*_ffn_*",
 }
+
+
+class CachedLut:
+    """Palettize each distinct weight group once: prefill and decode carry the same weights (quantize once)."""
+
+    def __init__(self, function, cache: dict):
+        self.function, self.cache = function, cache
+
+    def __call__(self, values):
+        key = (self.function.nbits, values.dtype.str, values.shape, hashlib.sha1(values.tobytes()).digest())
+        if key not in self.cache:
+            self.cache[key] = self.function(values)
+        return self.cache[key]
 
 
 def get_recipe(name: str) -> Recipe:
@@ -153,6 +169,7 @@ class Compression:
     quant_map: str | None = None
     group_size: int = DEFAULT_GROUP_SIZE
     per_channel_scale: bool = False
+    lut_cache: dict = field(default_factory=dict, compare=False, repr=False)  # shared by both functions
 
     @property
     def compresses(self) -> bool:
@@ -173,7 +190,8 @@ class Compression:
 
         chosen = assign(weight_matrix_names(mlmodel), self.recipe, self.quant_map)
         linear = {n: r.op_config() for n, r in chosen.items() if r.kind == "linear"}
-        lut = {n: r.op_config(self.group_size, self.per_channel_scale) for n, r in chosen.items() if r.kind == "lut"}
+        lut = {n: r.op_config(self.group_size, self.per_channel_scale, self.lut_cache)
+               for n, r in chosen.items() if r.kind == "lut"}
         if linear:
             mlmodel = cto.linear_quantize_weights(mlmodel, config=cto.OptimizationConfig(op_name_configs=linear))
         if lut:

@@ -6,29 +6,32 @@ import hashlib
 
 import numpy as np
 
-from quant.recipes import Compression, weight_matrix_names
+from quant.recipes import Compression
 
 
 def weight_matrix_shapes(mlmodel) -> dict[str, tuple[int, int]]:
-    """Shape of every weight matrix of an uncompressed converted program, by const name."""
-    names = set(weight_matrix_names(mlmodel))
+    """Shape of every weight matrix (the `weight` of a `linear`), keyed by the op that makes it: a const,
+    or a constexpr when conversion already compressed it (calibrated layers)."""
     shapes = {}
     for function in mlmodel._mil_program.functions.values():
         for op in function.operations:
-            if op.name in names:
-                shapes[op.name] = tuple(int(d) for d in op.outputs[0].shape)
+            source = op.weight.op if op.op_type == "linear" else None
+            if source is not None and (source.op_type == "const" or source.op_type.startswith("constexpr_")):
+                shapes[source.name] = tuple(int(d) for d in op.weight.shape)
     return shapes
 
 
 def other_constant_bytes(mlmodel) -> int:
     """float16 constants that are not weight matrices (rotary tables, norms, biases), counted once each."""
-    names = set(weight_matrix_names(mlmodel))
+    names = set(weight_matrix_shapes(mlmodel))
     seen, total = set(), 0
     for function in mlmodel._mil_program.functions.values():
         for op in function.operations:
             value = op.outputs[0].val if op.op_type == "const" else None
             if op.name in names or not isinstance(value, np.ndarray) or value.dtype != np.float16:
                 continue
+            if any(child.op_type.startswith("constexpr_") for child in op.outputs[0].child_ops):
+                continue  # scales / tables of a weight compressed at conversion: counted with the weight
             key = hashlib.sha256(value.tobytes()).hexdigest()
             if key not in seen:
                 seen.add(key)
