@@ -183,3 +183,16 @@ def test_unknown_recipe_lists_valid_ones(real_vocab_checkpoint, tmp_path):
     folder, _ = real_vocab_checkpoint
     with pytest.raises(UsageError, match=r"unknown --quant recipe 'int3'; choose one of: none, int8, int4"):
         export(ExportOptions(model_dir=folder, tokenizer=None, quant="int3", output=tmp_path / "o"))
+
+
+def test_graph_computes_in_float16_throughout(exported):
+    """No float32 islands (they would split the graph off the Neural Engine); only op attributes like epsilon."""
+    from coremltools.converters.mil.mil import types
+
+    result, _ = exported
+    _, program = load_program(result.folder / result.manifest["package"])
+    for function in program.functions.values():
+        for op in function.operations:
+            for var in op.outputs:
+                if types.builtin_to_string(var.dtype) == "fp32":
+                    assert op.op_type == "const" and all(c.op_type in ("rsqrt", "inverse") for c in var.child_ops), op
