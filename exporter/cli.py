@@ -85,7 +85,7 @@ RECIPE_HELP = (
                    "layers.N[-M][.attention|.ffn], or a glob over weight names. E.g. embedding=lut8,layers.0-1=int8.")
 @click.option("--group-size", type=int, default=DEFAULT_GROUP_SIZE, show_default=True,
               help="Palettized recipes: output channels sharing one look-up table.")
-@click.option("--per-channel-scale", is_flag=True, help="Palettized recipes: add a float16 scale per output channel.")
+@click.option("--per-channel-scale", is_flag=True, help="Palettized recipes: a float16 scale per output channel (not supported yet: refused).")
 @click.option("--calibrate", is_flag=False, flag_value="builtin", default=None, metavar="[FILE]",
               help="Data-aware compression (GPTQ for int8/int4, sensitivity-aware k-means for lutN) calibrated "
                    "on FILE's text, or on the built-in held-out text when no FILE is given.")

@@ -234,3 +234,11 @@ def test_debug_shows_the_traceback(ckpt, tmp_path):
     with pytest.raises(Exception, match="config.json: not found"):
         run_cli(export_command, "elm-export", ["--model-dir", str(ckpt), "--output", str(tmp_path / "o"), "--debug"]
                 + FAST)
+
+
+def test_per_channel_scale_is_refused_until_supported(ckpt, tmp_path, capsys):
+    args = ["--model-dir", ckpt, "--output", tmp_path / "out", "--quant", "lut4", "--per-channel-scale",
+            "--no-tokenizer", "--no-verify", "--prefill-length", "8", "--quiet"]
+    got, err = run_export(args, capsys)
+    assert_one_line(err, got, 2, r"--per-channel-scale is not supported yet")
+    assert not (tmp_path / "out").exists()
