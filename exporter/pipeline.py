@@ -160,28 +160,12 @@ def export(options: ExportOptions, progress: Progress | None = None) -> ExportRe
     if calibration_text is not None:  # before the preflight, so it measures the weights that get exported
         calibration = calibrate(model, compression, calibration_text, progress)
         calibration["text"] = options.calibrate
-    with progress.step("activation-range preflight"):
-        ranges = measure(model, calibration_ids(tokenizer_dir, config.vocab_size, config.bos_token_id,
-                                                min(PREFLIGHT_TOKENS, context_length)))
-    progress.say(ranges.summary())
-    if ranges.status == "overflow" and not options.allow_overflow:
-        raise ExportError(f"{ranges.summary()}: the float16 package would produce inf/NaN on device; "
-                          "pass --allow-overflow to export anyway")
+    ranges = preflight(model, tokenizer_dir, context_length, options.allow_overflow, progress)
 
     with atomic_output(target, options.force) as staging:
         work = staging / ".functions"
-        function_packages, sizes = {}, None
-        for function, tokens in zip(FUNCTIONS, (options.prefill_length, 1)):
-            with progress.step(f"trace + convert {function} ({tokens} token{'s' if tokens > 1 else ''})"):
-                mlmodel = convert(model, context_length, tokens)
-            sizes = sizes or theoretical_sizes(mlmodel, compression)
-            if compression.compresses:
-                with progress.step(f"quantize {function} ({compression.recipe.name})"):
-                    mlmodel = compression.apply(mlmodel)
-            function_packages[function] = work / f"{function}.mlpackage"
-            mlmodel.save(str(function_packages[function]))
-            del mlmodel
-            gc.collect()
+        function_packages, sizes = convert_functions(model, context_length, options.prefill_length, compression,
+                                                     work, progress)
         del model
         gc.collect()
 
@@ -215,6 +199,40 @@ def export(options: ExportOptions, progress: Progress | None = None) -> ExportRe
         manifest["timings"] = {stage: round(seconds, 2) for stage, seconds in progress.timings.items()}
         write_manifest(staging, manifest)
     return ExportResult(folder=target, manifest=manifest, report=report)
+
+
+def preflight(model, tokenizer_dir, context_length: int, allow_overflow: bool, progress: Progress):
+    """Activation ranges over calibration text; float16 overflow stops the export unless allowed."""
+    config = model.config
+    with progress.step("activation-range preflight"):
+        ranges = measure(model, calibration_ids(tokenizer_dir, config.vocab_size, config.bos_token_id,
+                                                min(PREFLIGHT_TOKENS, context_length)))
+    progress.say(ranges.summary())
+    if ranges.status == "overflow" and not allow_overflow:
+        raise ExportError(f"{ranges.summary()}: the float16 package would produce inf/NaN on device; "
+                          "pass --allow-overflow to export anyway")
+    return ranges
+
+
+def convert_functions(model, context_length: int, prefill_length: int, compression: Compression, work: Path,
+                      progress: Progress) -> tuple[dict[str, Path], dict]:
+    """Convert (and compress) prefill and decode into single-function packages under `work`.
+
+    Returns their paths and the theoretical sizes, read from the first program before compression.
+    """
+    function_packages, sizes = {}, None
+    for function, tokens in zip(FUNCTIONS, (prefill_length, 1)):
+        with progress.step(f"trace + convert {function} ({tokens} token{'s' if tokens > 1 else ''})"):
+            mlmodel = convert(model, context_length, tokens)
+        sizes = sizes or theoretical_sizes(mlmodel, compression)
+        if compression.compresses:
+            with progress.step(f"quantize {function} ({compression.recipe.name})"):
+                mlmodel = compression.apply(mlmodel)
+        function_packages[function] = work / f"{function}.mlpackage"
+        mlmodel.save(str(function_packages[function]))
+        del mlmodel
+        gc.collect()  # one function's program at a time
+    return function_packages, sizes
 
 
 def size_report(package: Path, package_bytes: int, sizes: dict) -> dict:
