@@ -117,7 +117,7 @@ def export_command(size, instruct, model_dir, revision, tokenizer, no_tokenizer,
     )
     result = export(options, Progress(quiet=quiet))
     manifest = result.manifest
-    click.echo(f"wrote {result.folder}")
+    click.echo(f"wrote {result.folder.resolve()}")
     size = manifest["size"]
     click.echo(
         f"  {manifest['package']}: {manifest['package_bytes'] / 1e6:.1f} MB (weights {size['weights_to_theory']:.3f}× theory), "
