@@ -49,12 +49,12 @@ def evaluate(folder: Path, manifest: dict, model) -> dict:
     dequantized = dequantized_reference(package, model) if manifest["quantization"]["recipe"] != "none" else None
     ref_rows, pkg_rows, deq_rows, nll_ref, nll_pkg, count = [], [], [], 0.0, 0.0, 0
     for tokens in heldout_windows(manifest["context_length"]):
-        reference = logits_for(model, tokens, len(tokens))
+        reference = logits_for(model, tokens)
         packaged, _ = package_run(executor, manifest, tokens, len(tokens))
         ref_rows.append(reference)
         pkg_rows.append(packaged)
         if dequantized is not None:
-            deq_rows.append(logits_for(dequantized, tokens, len(tokens)))
+            deq_rows.append(logits_for(dequantized, tokens))
         n = len(tokens) - 1
         nll_ref += np.log(perplexity_of(reference, tokens)) * n
         nll_pkg += np.log(perplexity_of(packaged, tokens)) * n

@@ -12,17 +12,9 @@ import torch
 
 from exporter.errors import ExportError
 from exporter.model import OpenELM
+from exporter.verify.executor import load_program
 
 EMBEDDING = "transformer.token_embeddings.weight"
-
-
-def load_program(package_path):
-    import coremltools as ct
-    from coremltools.converters.mil.frontend.milproto.load import load
-
-    model = ct.models.MLModel(str(package_path), skip_model_load=True)
-    spec = model.get_spec()
-    return load(spec, specification_version=spec.specificationVersion, file_weights_dir=model.weights_dir)
 
 
 def const_prefix(state_name: str) -> str:

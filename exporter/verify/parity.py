@@ -132,8 +132,9 @@ def reference_run(model: OpenELM, prompt: list[int], steps: int) -> tuple[list[i
 
 
 @torch.no_grad()
-def logits_for(model: OpenELM, tokens: list[int], prompt_length: int) -> np.ndarray:
-    return model(torch.tensor([tokens]))[0, : len(tokens)].float().numpy()
+def logits_for(model: OpenELM, tokens: list[int]) -> np.ndarray:
+    """Float32 logits at every position of `tokens`, in one full-sequence pass."""
+    return model(torch.tensor([tokens]))[0].float().numpy()
 
 
 def package_run(executor, manifest: dict, tokens: list[int], prompt_length: int) -> tuple[np.ndarray, int]:
@@ -217,7 +218,7 @@ def verify(package_path, manifest: dict, model: OpenELM, prompt: list[int], step
         continuation=tokens[len(prompt):],
     )
     if dequantized_model is not None:
-        report.dequantized_reference = compare(logits_for(dequantized_model, tokens, len(prompt)), package_logits,
+        report.dequantized_reference = compare(logits_for(dequantized_model, tokens), package_logits,
                                                len(prompt))
     report.activation_range = measure(model, tokens).to_dict()
     coreml = coreml_runtime_run(package_path, manifest, tokens, len(prompt))
