@@ -22,18 +22,47 @@ RESULTS = Path("benchmarks.json")
 QUALITY = Path("benchmarks_quality.json")  # written by `python -m quant.quality`
 KMEANS = Path("benchmarks_kmeans.json")  # written by `python -m quant.bench_kmeans --json ...`
 REPORT = Path("BENCHMARKS.md")
+SIZE_ORDER = {"270m": 0, "450m": 1, "1_1b": 2, "3b": 3}
+RSS_LIMIT = 20 * 10**9  # of this 24 GB machine: past it a run is stopped and reported, not left to the OOM killer
 
 
-def run_measured(command: list[str], env=None) -> tuple[int, float, int, str]:
-    """(exit code, wall seconds, peak RSS bytes, combined output) of a child process."""
+def rss_of(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def run_measured(command: list[str], env=None, rss_limit: int | None = None) -> tuple[int, float, int, str]:
+    """(exit code, wall seconds, peak RSS bytes, combined output) of a child process.
+
+    rss_limit: kill the child once its resident memory passes this many bytes (so a run that would
+    exhaust the machine is measured as 'over the limit' instead of taking the machine down).
+    """
     start = time.perf_counter()
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        killed = False
+        while rss_limit is not None and process.poll() is None:
+            if rss_of(process.pid) > rss_limit:
+                process.kill()
+                killed = True
+                break
+            time.sleep(0.2)
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - start
         log.seek(0)
         output = log.read().decode(errors="replace")
+    if killed:
+        output += f"\nkilled: resident memory passed the {rss_limit / 1e9:.0f} GB limit after {wall:.0f} s"
     return os.waitstatus_to_exitcode(status), wall, usage.ru_maxrss * 1024, output
+
+
+def last_line(output: str) -> str:
+    return output.strip().splitlines()[-1] if output.strip() else "no output"
 
 
 def machine() -> str:
@@ -50,39 +79,46 @@ def machine() -> str:
 
 
 def bench_export(size: str, recipe: str, workdir: Path, context_length: int, verify: bool) -> dict:
+    """One export (without its built-in verification), then elm-verify on it as a separate measured process."""
     out = workdir / f"{size}-{recipe}"
     command = [sys.executable, "-m", "exporter", "--size", size, "--random-weights", "0", "--quant", recipe,
-               "--no-tokenizer", "--context-length", str(context_length), "--output", str(out), "--force"]
-    if not verify:
-        command.append("--no-verify")
+               "--no-tokenizer", "--context-length", str(context_length), "--output", str(out), "--force",
+               "--no-verify"]
+    load = os.getloadavg()[0]
     code, wall, rss, output = run_measured(command)
     record = {"kind": "export", "size": size, "recipe": recipe, "context_length": context_length,
-              "exit_code": code, "wall_s": round(wall, 1), "peak_rss_bytes": rss}
+              "exit_code": code, "wall_s": round(wall, 1), "peak_rss_bytes": rss, "load_before": round(load, 2)}
     manifest_path = out / "export.json"
-    if manifest_path.is_file():
-        manifest = json.loads(manifest_path.read_text())
-        record.update(
-            stage_s={k: round(v, 1) for k, v in manifest.get("timings", {}).items()},
-            package_bytes=manifest["size"]["package_bytes"],
-            theoretical_bytes=manifest["size"]["theoretical_bytes"],
-            weights_to_theory=manifest["size"]["weights_to_theory"],
-            verify_s=round((manifest.get("verification") or {}).get("seconds", 0.0), 1) or None,
-            verify_passed=(manifest.get("verification") or {}).get("passed"),
-            ceiling=manifest["ceiling"]["max_decode_tokens_per_s"],
-        )
-    else:
-        record["error"] = output.strip().splitlines()[-1] if output.strip() else "no output"
+    if code or not manifest_path.is_file():
+        record["error"] = last_line(output)
+        return record
+    manifest = json.loads(manifest_path.read_text())
+    record.update(
+        stage_s={k: round(v, 1) for k, v in manifest.get("timings", {}).items()},
+        chunks=len(manifest["chunks"]),
+        package_bytes=manifest["size"]["package_bytes"],
+        theoretical_bytes=manifest["size"]["theoretical_bytes"],
+        weights_to_theory=manifest["size"]["weights_to_theory"],
+        ceiling=manifest["ceiling"]["max_decode_tokens_per_s"],
+    )
+    if verify:
+        code, wall, rss, output = run_measured([sys.executable, "-m", "exporter.verify", str(out)],
+                                               rss_limit=RSS_LIMIT)
+        record.update(verify_s=round(wall, 1), verify_peak_rss_bytes=rss, verify_exit_code=code)
+        if code not in (0, 1):  # 1: ran, outside thresholds (reported as such)
+            record["verify_error"] = last_line(output)
     return record
 
 
 def bench_baseline(size: str, workdir: Path) -> dict:
     """The plain script: torch.jit.trace + ct.convert + int4 linear_quantize_weights, no states, one function."""
+    load = os.getloadavg()[0]
     code, wall, rss, output = run_measured([sys.executable, "-m", "exporter.bench_baseline", size,
-                                            str(workdir / f"{size}-baseline.mlpackage")])
+                                            str(workdir / f"{size}-baseline.mlpackage")], rss_limit=RSS_LIMIT)
     record = {"kind": "baseline", "size": size, "recipe": "int4", "exit_code": code, "wall_s": round(wall, 1),
-              "peak_rss_bytes": rss}
+              "peak_rss_bytes": rss, "load_before": round(load, 2)}
     if code:
-        record["error"] = output.strip().splitlines()[-1] if output.strip() else "no output"
+        record["error"] = last_line(output)
     return record
 
 
@@ -93,43 +129,64 @@ def merge(records: list[dict]) -> list[dict]:
 
 
 def write_report(runs: list[dict], machine_text: str) -> None:
-    baseline = {r["size"]: r for r in runs if r["kind"] == "baseline" and not r.get("error")}
+    baseline = {r["size"]: r for r in runs if r["kind"] == "baseline"}
+    exports = sorted((r for r in runs if r["kind"] == "export"), key=lambda r: (SIZE_ORDER.get(r["size"], 9), r["recipe"]))
     lines = [
         "# Benchmarks",
         "",
         f"Measured by `make bench` on: {machine_text}. Seeded random weights at the real shapes "
-        "(`--random-weights 0`), no tokenizer. Peak RSS is the export process's own (wait4). "
-        "The decode ceiling is an upper bound (bandwidth / bytes read per token), not a measurement.",
+        "(`--random-weights 0`), no tokenizer, default `--max-chunk-bytes 1GB`. Peak RSS is each process's own "
+        "(wait4); the export runs with `--no-verify` and `elm-verify` runs after it as its own process. "
+        "Load = the machine's 1-minute load average when the run started (2 cores: above ~2 means another "
+        "job shared the CPU and times are inflated). The decode ceiling is an upper bound (bandwidth / bytes "
+        "read per token), not a measurement.",
         "",
-        "| size | recipe | context | wall s | peak RSS GB | vs plain script (time, RSS) | package MB | theory MB "
-        "| weights/theory | verify s (end to end) | iPhone 15 Pro ceiling tok/s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| size | recipe | packages | export s | peak RSS GB | vs plain script (time, RSS) | package MB | theory MB "
+        "| weights/theory | verify s | verify peak RSS GB | iPhone 15 Pro ceiling tok/s | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in sorted((r for r in runs if r["kind"] == "export"), key=lambda r: (r["size"], r["recipe"])):
-        if r.get("error"):
-            lines.append(f"| {r['size']} | {r['recipe']} | {r['context_length']} | {r['wall_s']} | "
-                         f"{r['peak_rss_bytes'] / 1e9:.1f} | failed: {r['error']} | | | | | |")
-            continue
+    for r in exports:
         base = baseline.get(r["size"])
-        ratio = (f"{r['wall_s'] / base['wall_s']:.2f}×, {r['peak_rss_bytes'] / base['peak_rss_bytes']:.2f}×"
-                 if base and r["recipe"] == "int4" else "")
+        if r.get("error"):
+            lines.append(f"| {r['size']} | {r['recipe']} | | {r['wall_s']} | {r['peak_rss_bytes'] / 1e9:.1f} | "
+                         f"failed: {r['error']} | | | | | | | {r.get('load_before', '')} |")
+            continue
+        ratio = ""
+        if base and r["recipe"] == "int4":
+            ratio = (f"{r['wall_s'] / base['wall_s']:.2f}×, {r['peak_rss_bytes'] / base['peak_rss_bytes']:.2f}×"
+                     if not base.get("error") else f"plain script failed: {base['error']}")
         ceiling = next(iter(r.get("ceiling", {}).values()), "")
-        verify = next((v for k, v in r.get("stage_s", {}).items() if k.startswith("verify")), r.get("verify_s"))
+        verify = r.get("verify_s", "-")
+        if r.get("verify_error"):
+            verify = f"failed: {r['verify_error']}"
+        verify_rss = f"{r['verify_peak_rss_bytes'] / 1e9:.1f}" if r.get("verify_peak_rss_bytes") else "-"
         lines.append(
-            f"| {r['size']} | {r['recipe']} | {r['context_length']} | {r['wall_s']} | {r['peak_rss_bytes'] / 1e9:.1f} "
+            f"| {r['size']} | {r['recipe']} | {r.get('chunks', 1)} | {r['wall_s']} | {r['peak_rss_bytes'] / 1e9:.1f} "
             f"| {ratio} | {r['package_bytes'] / 1e6:.1f} | {r['theoretical_bytes'] / 1e6:.1f} | "
-            f"{r['weights_to_theory']} | {verify or '-'} | {ceiling} |"
+            f"{r['weights_to_theory']} | {verify} | {verify_rss} | {ceiling} | {r.get('load_before', '')} |"
         )
-    lines += ["", "Plain script (`exporter/bench_baseline.py`: trace + convert + int4, one stateless function):", "",
-              "| size | wall s | peak RSS GB |", "|---|---|---|"]
-    for size, r in sorted(baseline.items()):
-        lines.append(f"| {size} | {r['wall_s']} | {r['peak_rss_bytes'] / 1e9:.1f} |")
-    lines += ["", "Stage times (seconds) per export:", ""]
-    for r in sorted((r for r in runs if r["kind"] == "export" and r.get("stage_s")), key=lambda r: (r["size"], r["recipe"])):
+    lines += ["", "Plain script (`exporter/bench_baseline.py`: trace + convert + int4, one stateless function, "
+              f"stopped past {RSS_LIMIT / 1e9:.0f} GB):", "",
+              "| size | wall s | peak RSS GB | result | load |", "|---|---|---|---|---|"]
+    for size, r in sorted(baseline.items(), key=lambda kv: SIZE_ORDER.get(kv[0], 9)):
+        lines.append(f"| {size} | {r['wall_s']} | {r['peak_rss_bytes'] / 1e9:.1f} | {r.get('error', 'ok')} | "
+                     f"{r.get('load_before', '')} |")
+    lines += ["", "Peak RSS, int4 export vs plain script (each # = 0.5 GB):", "", "```"]
+    for r in (r for r in exports if r["recipe"] == "int4"):
+        lines.append(f"{r['size']:>5} elm-export   {bar(r['peak_rss_bytes'])}")
+        if r["size"] in baseline:
+            lines.append(f"{'':>5} plain script {bar(baseline[r['size']]['peak_rss_bytes'])}"
+                         + (" (stopped)" if baseline[r["size"]].get("error") else ""))
+    lines += ["```", "", "Stage times (seconds) per export:", ""]
+    for r in (r for r in exports if r.get("stage_s")):
         stages = ", ".join(f"{k} {v}" for k, v in r["stage_s"].items())
         lines.append(f"- {r['size']} {r['recipe']}: {stages}")
     lines += quality_section() + kmeans_section()
     REPORT.write_text("\n".join(lines) + "\n")
+
+
+def bar(nbytes: int) -> str:
+    return "#" * max(1, round(nbytes / 0.5e9)) + f" {nbytes / 1e9:.1f} GB"
 
 
 def kmeans_section() -> list[str]:

@@ -9,6 +9,7 @@ never holds two copies of the weights.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -64,52 +65,102 @@ def weight_files(folder: Path) -> list[Path]:
     raise ExportError(f"{folder}: no {WEIGHTS_NAME} or {INDEX_NAME}; is this an OpenELM checkpoint folder?")
 
 
-def read_state_dict(folder: Path, config: OpenELMConfig, dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    """Every tensor of the checkpoint, checked against `config` and cast to `dtype`."""
-    expected = expected_shapes(config)
-    tensors: dict[str, torch.Tensor] = {}
-    for path in weight_files(folder):
+class TensorReader:
+    """Random access to a checkpoint's tensors, one at a time, each checked before it is returned.
+
+    Names and shapes are checked against `config` when the reader opens (from the safetensors
+    headers, without reading data), finiteness when a tensor is read. The export streams its
+    weight matrices through this, so it never holds the whole model.
+    """
+
+    def __init__(self, folder: Path, config: OpenELMConfig):
+        self.folder = Path(folder)
+        self.expected = expected_shapes(config)
+        self._handles, self._where = [], {}
         try:
-            with safe_open(str(path), framework="pt") as f:
-                for name in f.keys():
-                    if name not in expected:
+            for path in weight_files(self.folder):
+                handle = safe_open(str(path), framework="pt")
+                self._handles.append(handle)
+                for name in handle.keys():
+                    if name not in self.expected:
                         raise ExportError(
                             f"{path.name}: unexpected tensor {name!r} (not part of an OpenELM with this "
                             "config.json); the weights and config.json do not belong together"
                         )
-                    shape = tuple(f.get_slice(name).get_shape())
-                    if shape != expected[name]:
+                    shape = tuple(handle.get_slice(name).get_shape())
+                    if shape != self.expected[name]:
                         raise ExportError(
                             f"{path.name}: tensor {name!r} has shape {list(shape)}, expected "
-                            f"{list(expected[name])} from config.json; the weights and config do not match"
+                            f"{list(self.expected[name])} from config.json; the weights and config do not match"
                         )
-                    tensor = f.get_tensor(name)
-                    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-                        raise ExportError(
-                            f"{path.name}: tensor {name!r} contains NaN or Inf values; the checkpoint is "
-                            "corrupt or was saved from a diverged run"
-                        )
-                    tensors[name] = tensor.to(dtype)
+                    self._where[name] = (path, handle)
         except SafetensorError as e:
-            raise ExportError(
-                f"{path}: not a readable safetensors file ({e}); it may be truncated: re-download it"
-            ) from None
+            raise ExportError(f"{path}: not a readable safetensors file ({e}); it may be truncated: re-download it"
+                              ) from None
         except OSError as e:
             raise ExportError(f"{path}: cannot be read ({e.strerror or e})") from None
-    missing = [name for name in expected if name not in tensors]
-    if missing:
-        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-        raise ExportError(f"checkpoint {folder} is missing tensor {missing[0]!r}{more}; re-download the checkpoint")
-    return tensors
+        missing = [name for name in self.expected if name not in self._where]
+        if missing:
+            more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+            raise ExportError(f"checkpoint {self.folder} is missing tensor {missing[0]!r}{more}; re-download the "
+                              "checkpoint")
+
+    def names(self) -> list[str]:
+        return list(self.expected)
+
+    def read(self, name: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        path, handle = self._where[name]
+        try:
+            tensor = handle.get_tensor(name)
+        except SafetensorError as e:
+            raise ExportError(f"{path}: tensor {name!r} cannot be read ({e}); re-download the checkpoint") from None
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ExportError(
+                f"{path.name}: tensor {name!r} contains NaN or Inf values; the checkpoint is "
+                "corrupt or was saved from a diverged run"
+            )
+        return tensor.to(dtype)
 
 
-def load_checkpoint(folder: Path, dtype: torch.dtype = torch.float32):
-    """The reference model with the folder's weights, in eval mode."""
+class RandomTensors:
+    """Seeded weights at the real shapes, generated per tensor: the same values however they are read."""
+
+    def __init__(self, config: OpenELMConfig, seed: int = 0):
+        self.expected = expected_shapes(config)
+        self.seed = seed
+
+    def names(self) -> list[str]:
+        return list(self.expected)
+
+    def read(self, name: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        shape = self.expected[name]
+        if name.endswith("norm.weight"):
+            return torch.ones(shape, dtype=dtype)
+        # Each tensor has its own generator, so streaming one tensor gives what the whole dict holds.
+        digest = hashlib.sha256(f"{self.seed}:{name}".encode()).digest()
+        generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+        return (torch.randn(shape, generator=generator) * 0.02).to(dtype)
+
+
+def read_state_dict(folder: Path, config: OpenELMConfig, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """Every tensor of the checkpoint, checked against `config` and cast to `dtype`."""
+    reader = TensorReader(folder, config)
+    return {name: reader.read(name, dtype) for name in reader.names()}
+
+
+def open_checkpoint(folder: Path) -> tuple[OpenELMConfig, TensorReader]:
+    """The folder's config and a reader over its tensors (checked, nothing loaded yet)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ExportError(f"{folder}: no such checkpoint folder; pass --model-dir a folder with config.json")
     config = OpenELMConfig.from_file(folder / CONFIG_NAME)
-    return build_model(config, read_state_dict(folder, config, dtype))
+    return config, TensorReader(folder, config)
+
+
+def load_checkpoint(folder: Path, dtype: torch.dtype = torch.float32):
+    """The reference model with the folder's weights, in eval mode."""
+    config, reader = open_checkpoint(folder)
+    return build_model(config, {name: reader.read(name, dtype) for name in reader.names()})
 
 
 def build_model(config: OpenELMConfig, state: dict[str, torch.Tensor]):
@@ -129,14 +180,8 @@ def random_model(config: OpenELMConfig, seed: int = 0, dtype: torch.dtype = torc
 
 def random_state_dict(config: OpenELMConfig, seed: int = 0, dtype: torch.dtype = torch.float32):
     """Seeded weights at the real shapes (init std 0.02, norms at 1), for tests and benchmarks."""
-    generator = torch.Generator().manual_seed(seed)
-    state = {}
-    for name, shape in expected_shapes(config).items():
-        if name.endswith("norm.weight"):
-            state[name] = torch.ones(shape, dtype=dtype)
-        else:
-            state[name] = (torch.randn(shape, generator=generator) * 0.02).to(dtype)
-    return state
+    tensors = RandomTensors(config, seed)
+    return {name: tensors.read(name, dtype) for name in tensors.names()}
 
 
 def save_checkpoint(folder: Path, config: OpenELMConfig, state: dict[str, torch.Tensor], max_shard_bytes=None):

@@ -85,13 +85,18 @@ RECIPE_HELP = (
                    "layers.N[-M][.attention|.ffn], or a glob over weight names. E.g. embedding=lut8,layers.0-1=int8.")
 @click.option("--group-size", type=int, default=DEFAULT_GROUP_SIZE, show_default=True,
               help="Palettized recipes: output channels sharing one look-up table.")
-@click.option("--per-channel-scale", is_flag=True, help="Palettized recipes: a float16 scale per output channel (not supported yet: refused).")
+@click.option("--per-channel-scale", is_flag=True,
+              help="Palettized recipes: a float16 scale per input channel (coremltools' layout: each weight "
+                   "column is divided by its largest |w| before clustering). Not with --calibrate.")
 @click.option("--calibrate", is_flag=False, flag_value="builtin", default=None, metavar="[FILE]",
               help="Data-aware compression (GPTQ for int8/int4, sensitivity-aware k-means for lutN) calibrated "
                    "on FILE's text, or on the built-in held-out text when no FILE is given.")
 @click.option("--context-length", type=int, help="KV-cache length in tokens [default: the model's maximum].")
 @click.option("--prefill-length", type=int, default=64, show_default=True,
               help="Tokens per prefill call; longer prompts take several calls.")
+@click.option("--max-chunk-bytes", default="1GB", show_default=True, metavar="SIZE",
+              help="Split models whose weights exceed SIZE into packages of consecutive layers run in sequence "
+                   "(iPhones load ~1 GB packages reliably); e.g. 800MB, 2GB, or none for one package.")
 @click.option("--output", type=click.Path(path_type=Path), help="Output folder [default: ./<model>-<recipe>].")
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
 @click.option("--no-verify", is_flag=True, help="Skip the parity check against the reference at the end.")
@@ -103,8 +108,9 @@ RECIPE_HELP = (
 @click.option("--debug", is_flag=True, help="Show tracebacks and library warnings.")
 def export_command(size, instruct, model_dir, revision, tokenizer, no_tokenizer, quant, quant_map, group_size,
                    per_channel_scale, calibrate, context_length,
-                   prefill_length, output, force, no_verify, random_weights, allow_overflow, quiet, debug):
+                   prefill_length, max_chunk_bytes, output, force, no_verify, random_weights, allow_overflow, quiet, debug):
     """Export an OpenELM model to a stateful Core ML package for the Neural Engine."""
+    from exporter.chunking import parse_bytes
     from exporter.pipeline import ExportOptions, export
     from exporter.progress import Progress
 
@@ -112,18 +118,20 @@ def export_command(size, instruct, model_dir, revision, tokenizer, no_tokenizer,
         size=size, instruct=instruct, model_dir=model_dir, revision=revision,
         tokenizer=None if no_tokenizer else tokenizer, quant=quant, quant_map=quant_map, group_size=group_size,
         per_channel_scale=per_channel_scale, calibrate=calibrate, context_length=context_length,
-        prefill_length=prefill_length, output=output, force=force, verify=not no_verify,
+        prefill_length=prefill_length, max_chunk_bytes=parse_bytes(max_chunk_bytes), output=output, force=force,
+        verify=not no_verify,
         allow_overflow=allow_overflow, random_weights=random_weights,
     )
     result = export(options, Progress(quiet=quiet))
     manifest = result.manifest
     click.echo(f"wrote {result.folder.resolve()}")
-    size = manifest["size"]
-    click.echo(
-        f"  {manifest['package']}: {manifest['package_bytes'] / 1e6:.1f} MB (weights {size['weights_to_theory']:.3f}× theory), "
-        f"recipe {manifest['quantization']['recipe']}, context {manifest['context_length']}, "
-        f"prefill {manifest['prefill_length']}"
-    )
+    for chunk in manifest["chunks"]:
+        layers = "" if manifest["package"] else f" (layers {chunk['layers'][0]}-{chunk['layers'][1] - 1})"
+        click.echo(
+            f"  {chunk['package']}{layers}: {chunk['package_bytes'] / 1e6:.1f} MB (weights "
+            f"{chunk['size']['weights_to_theory']:.3f}× theory), recipe {manifest['quantization']['recipe']}, "
+            f"context {manifest['context_length']}, prefill {manifest['prefill_length']}"
+        )
     ceiling = manifest["ceiling"]
     speeds = ", ".join(f"{device} ≤ {tps:g} tok/s" for device, tps in ceiling["max_decode_tokens_per_s"].items())
     click.echo(f"  decode ceiling (upper bound, {ceiling['bytes_per_decode_token'] / 1e6:.1f} MB read per token): "

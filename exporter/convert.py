@@ -7,37 +7,51 @@ import warnings
 import numpy as np
 import torch
 
-from exporter.export_module import StatefulOpenELM
+from exporter.export_module import Chunk, StatefulOpenELM
 from exporter.model import OpenELM
 
 INPUT_IDS, POSITION, LOGITS = "input_ids", "position", "logits"
+HIDDEN_IN, HIDDEN_OUT = "hidden_in", "hidden_out"  # between the packages of a split model
 STATE_NAMES = ("key_cache", "value_cache")
 
 
-def trace(model: OpenELM, context_length: int, tokens_per_call: int) -> torch.jit.ScriptModule:
-    module = StatefulOpenELM(model, context_length, tokens_per_call).eval()
-    example = (
-        torch.zeros((1, tokens_per_call), dtype=torch.int32),
-        torch.zeros((1,), dtype=torch.int32),
-    )
+def trace(module: StatefulOpenELM) -> torch.jit.ScriptModule:
+    tokens = module.tokens_per_call
+    if module.chunk.takes_ids:
+        first = torch.zeros((1, tokens), dtype=torch.int32)
+    else:
+        first = torch.zeros((1, tokens, module.config.model_dim), dtype=torch.float16)
+    example = (first, torch.zeros((1,), dtype=torch.int32))
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape asserts are static by design
-        return torch.jit.trace(module, example, check_trace=False)
+        traced = torch.jit.trace(module.eval(), example, check_trace=False)
+    # The tracing run wrote into the caches (inf/NaN with placeholder weights); the states start empty.
+    with torch.no_grad():
+        traced.key_cache.zero_()
+        traced.value_cache.zero_()
+    return traced
 
 
-def convert(model: OpenELM, context_length: int, tokens_per_call: int):
-    """One Core ML function: `tokens_per_call` tokens at `position`, reading and writing the KV-cache states."""
+def convert_module(module: StatefulOpenELM, to_program: bool = False):
+    """One Core ML function: `tokens_per_call` tokens at `position`, reading and writing the KV-cache states.
+
+    to_program: return coremltools' in-memory MIL program instead of an MLModel, so weights can be
+    filled in and compressed before anything is serialized (see exporter.weights).
+    """
     import coremltools as ct
 
-    traced = trace(model, context_length, tokens_per_call)
+    traced = trace(module)
+    tokens = module.tokens_per_call
+    if module.chunk.takes_ids:
+        first = ct.TensorType(name=INPUT_IDS, shape=(1, tokens), dtype=np.int32)
+    else:  # float16 between chunks: what the Neural Engine computes in anyway
+        first = ct.TensorType(name=HIDDEN_IN, shape=(1, tokens, module.config.model_dim), dtype=np.float16)
+    output = LOGITS if module.chunk.gives_logits else HIDDEN_OUT
     cache_shape = tuple(traced.key_cache.shape)
-    return ct.convert(
+    converted = ct.convert(
         traced,
-        inputs=[
-            ct.TensorType(name=INPUT_IDS, shape=(1, tokens_per_call), dtype=np.int32),
-            ct.TensorType(name=POSITION, shape=(1,), dtype=np.int32),
-        ],
-        outputs=[ct.TensorType(name=LOGITS, dtype=np.float16)],
+        inputs=[first, ct.TensorType(name=POSITION, shape=(1,), dtype=np.int32)],
+        outputs=[ct.TensorType(name=output, dtype=np.float16)],
         states=[
             ct.StateType(wrapped_type=ct.TensorType(shape=cache_shape, dtype=np.float16), name=name)
             for name in STATE_NAMES
@@ -46,5 +60,17 @@ def convert(model: OpenELM, context_length: int, tokens_per_call: int):
         compute_precision=ct.precision.FLOAT16,  # Neural Engine computes in float16 only
         compute_units=ct.ComputeUnit.CPU_AND_NE,
         skip_model_load=True,  # Linux cannot load Core ML models; the spec is all we need
-        convert_to="mlprogram",
+        convert_to="milinternal" if to_program else "mlprogram",
     )
+    if to_program:
+        from coremltools.converters.mil.mil.passes.pass_registry import PASS_REGISTRY
+
+        # The names the saved program will have (dots become underscores), which --quant-map globs match.
+        PASS_REGISTRY["mil_backend::sanitize_name_strings"](converted)
+    return converted
+
+
+def convert(model: OpenELM, context_length: int, tokens_per_call: int, to_program: bool = False,
+            chunk: Chunk | None = None):
+    """Convert the export module of `model` (or of its `chunk`) for calls of `tokens_per_call` tokens."""
+    return convert_module(StatefulOpenELM(model, context_length, tokens_per_call, chunk=chunk), to_program)

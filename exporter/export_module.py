@@ -91,21 +91,48 @@ def rms_norm_fp16_safe(x: torch.Tensor, weight: torch.Tensor, eps: float) -> tor
     return x * (torch.rsqrt(mean_square) / s) * weight
 
 
+@dataclass(frozen=True)
+class Chunk:
+    """Layers [start, stop) of the model in one package; the first chunk embeds, the last projects to logits."""
+
+    start: int
+    stop: int
+    num_layers: int
+
+    @property
+    def takes_ids(self) -> bool:
+        return self.start == 0
+
+    @property
+    def gives_logits(self) -> bool:
+        return self.stop == self.num_layers
+
+    @classmethod
+    def whole(cls, num_layers: int) -> "Chunk":
+        return cls(0, num_layers, num_layers)
+
+
 class StatefulOpenELM(nn.Module):
     """`forward(input_ids [1, T] int32, position [1] int32) -> logits [1, T, pieces, piece_size]`.
 
     Writes the new tokens' keys and values into the cache at [position, position + T) and
     attends over the whole cache with a causal mask, so the same graph serves prefill
     (T = prefill length) and decode (T = 1). `position + T` must not exceed the context.
+    With a `chunk` of the layers, the input is the previous chunk's hidden states [1, T, dim]
+    instead of token ids, and the output is hidden states unless the chunk is the last.
     """
 
-    def __init__(self, model: OpenELM, context_length: int, tokens_per_call: int, cache_dtype=torch.float16):
+    def __init__(self, model: OpenELM, context_length: int, tokens_per_call: int, cache_dtype=torch.float16,
+                 chunk: Chunk | None = None):
         super().__init__()
         config = model.config
         self.config = config
         self.tokens_per_call = tokens_per_call
-        self.layout = CacheLayout(tuple(config.num_kv_heads), context_length, config.head_dim)
-        self.layers = model.transformer.layers
+        self.chunk = chunk or Chunk.whole(config.num_transformer_layers)
+        layers = range(self.chunk.start, self.chunk.stop)
+        self.layout = CacheLayout(tuple(config.num_kv_heads[i] for i in layers), context_length, config.head_dim)
+        # Keyed by the model's layer index, so each const keeps its layer's name in every chunk.
+        self.layers = nn.ModuleDict({str(i): model.transformer.layers[i] for i in layers})
         self.final_norm = model.transformer.norm
         self.groups = config.num_gqa_groups
         for i, (q, kv) in enumerate(zip(config.num_query_heads, config.num_kv_heads)):
@@ -116,17 +143,24 @@ class StatefulOpenELM(nn.Module):
         # pieces; the embedding lookup and the output projection share them.
         self.pieces, self.piece_size = vocab_split(config.vocab_size)
         table = model.transformer.token_embeddings.weight
-        padded = F.pad(table, (0, 0, 0, self.pieces * self.piece_size - config.vocab_size))
-        self.vocab_pieces = nn.ParameterList(
-            nn.Parameter(piece, requires_grad=False) for piece in padded.split(self.piece_size)
-        )
+        plan = getattr(model, "weight_plan", None)
+        if not (self.chunk.takes_ids or self.chunk.gives_logits):
+            pieces = []  # a middle chunk never touches the vocabulary
+        elif plan is not None:  # a skeleton (exporter.weights): placeholders now, the real rows after conversion
+            pieces = plan.vocab_pieces(self.pieces, self.piece_size, config.model_dim)
+        else:
+            padded = F.pad(table, (0, 0, 0, self.pieces * self.piece_size - config.vocab_size))
+            pieces = [nn.Parameter(piece, requires_grad=False) for piece in padded.split(self.piece_size)]
+        self.vocab_pieces = nn.ParameterList(pieces)
+        dtype = model.transformer.layers[self.chunk.start].attn.qkv_proj.weight.dtype
 
         cos, sin = rotary_tables(torch.arange(context_length), config.head_dim, config.rope_freq_constant)
         half = config.head_dim // 2
         # rotate_half(x) * sin == swap_halves(x) * signed_sin: one concat instead of a negate and a concat.
         signed_sin = torch.cat((-sin[:, :half], sin[:, half:]), dim=-1)
-        self.register_buffer("rope_cos", cos, persistent=False)
-        self.register_buffer("rope_sin", signed_sin, persistent=False)
+        # Tables in the weights' dtype, so a float16 model traces as float16 throughout.
+        self.register_buffer("rope_cos", cos.to(dtype), persistent=False)
+        self.register_buffer("rope_sin", signed_sin.to(dtype), persistent=False)
         # Row r of a grouped query block is token r % T; key slot j is visible to it when j <= position + r % T.
         self.register_buffer(
             "row_offsets", (torch.arange(self.groups * tokens_per_call) % tokens_per_call).to(torch.int32)[:, None],
@@ -156,7 +190,8 @@ class StatefulOpenELM(nn.Module):
         return x * cos + swapped * sin
 
     def attention(self, layer: int, x, cos, sin, mask, position) -> torch.Tensor:
-        attn = self.layers[layer].attn
+        """Layer `layer` of this chunk (0 = its first): projections, cache update, attention."""
+        attn = list(self.layers.values())[layer].attn
         tokens, head_dim = x.shape[1], self.config.head_dim
         num_q, num_kv = attn.num_q, attn.num_kv
         heads = attn.qkv_proj(x).view(1, tokens, num_q + 2 * num_kv, head_dim).transpose(1, 2)
@@ -181,19 +216,22 @@ class StatefulOpenELM(nn.Module):
         y = y.reshape(1, num_q, tokens, head_dim).transpose(1, 2).reshape(1, tokens, num_q * head_dim)
         return attn.out_proj(y)
 
-    def forward(self, input_ids: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+    def forward(self, inputs: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+        """inputs: token ids [1, T] for the first chunk, else the previous chunk's hidden states [1, T, dim]."""
         start = position[0]
         slots = start + self.token_offsets
         cos = self.rope_cos[slots]
         sin = self.rope_sin[slots]
         visible = self.key_slots <= (start + self.row_offsets)
-        x = self.embed(input_ids)
+        x = self.embed(inputs) if self.chunk.takes_ids else inputs.to(self.rope_cos.dtype)
         # Additive mask from scalars (not a select between broadcast constants, which would be stored as weights).
         mask = (1.0 - visible.to(x.dtype)) * MASK_VALUE
         eps = self.config.norm_eps
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(self.layers.values()):
             h = x + self.attention(i, rms_norm_fp16_safe(x, layer.attn_norm.weight, eps), cos, sin, mask, start)
             x = h + layer.ffn(rms_norm_fp16_safe(h, layer.ffn_norm.weight, eps))
+        if not self.chunk.gives_logits:
+            return x
         x = rms_norm_fp16_safe(x, self.final_norm.weight, eps)
         # Neural Engine: one projection per vocabulary piece (≤ 16384 rows), stacked on a new axis
         # so the output has no dimension over 16384; flattening the last two axes gives the vocab.

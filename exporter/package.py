@@ -33,15 +33,27 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_multifunction(function_packages: dict[str, Path], destination: Path, default_function: str) -> None:
-    """Merge single-function packages into one; coremltools stores byte-identical weights once."""
-    import coremltools as ct
+def save_functions(programs: dict, destination: Path, default_function: str) -> None:
+    """Write in-memory MIL programs as one multifunction package, storing identical weights once.
 
-    descriptor = ct.utils.MultiFunctionDescriptor()
-    for name, path in function_packages.items():
-        descriptor.add_function(str(path), src_function_name="main", target_function_name=name)
-    descriptor.default_function_name = default_function
-    ct.utils.save_multifunction(descriptor, str(destination))
+    The same steps as coremltools' `save_multifunction`, minus writing and re-reading a package
+    per function: the programs are merged, their identical consts share one blob, and the merged
+    program is serialized once.
+    """
+    import coremltools as ct
+    from coremltools.converters.mil.mil import Program
+    from coremltools.converters.mil.mil.passes.pass_registry import PASS_REGISTRY
+
+    merged = Program()
+    for name, program in programs.items():
+        merged.add_function(name, program.functions["main"])
+    merged.default_function_name = default_function
+    merged.export_as_multifunction = True
+    PASS_REGISTRY["common::const_deduplication"]._deduplicate_const_across_functions(merged)
+    model = ct.convert(merged, convert_to="mlprogram", pass_pipeline=ct.PassPipeline.EMPTY,
+                       minimum_deployment_target=ct.target.iOS18, compute_units=ct.ComputeUnit.CPU_AND_NE,
+                       skip_model_load=True)
+    model.save(str(destination))
 
 
 def _feature(feature) -> dict:

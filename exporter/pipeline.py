@@ -10,13 +10,14 @@ from pathlib import Path
 
 import torch
 
-from exporter.checkpoint import CONFIG_NAME, load_checkpoint, random_model
+from exporter.checkpoint import CONFIG_NAME, RandomTensors, TensorReader, build_model
 from exporter.config import OpenELMConfig
-from exporter.convert import INPUT_IDS, LOGITS, POSITION, STATE_NAMES, convert
+from exporter.chunking import DEFAULT_MAX_CHUNK_BYTES, chunk_package_name, plan_chunks
+from exporter.convert import HIDDEN_IN, HIDDEN_OUT, INPUT_IDS, LOGITS, POSITION, STATE_NAMES, convert_module
 from exporter.calibration import calibration_ids
 from exporter.ceiling import decode_ceiling
 from exporter.errors import ExportError, UsageError
-from exporter.export_module import CacheLayout, vocab_split
+from exporter.export_module import CacheLayout, Chunk, StatefulOpenELM, vocab_split
 from exporter.hub import (
     DEFAULT_TOKENIZER,
     EMBEDDED_DIR,
@@ -33,13 +34,14 @@ from exporter.package import (
     folder_bytes,
     read_signatures,
     refuse_existing,
-    save_multifunction,
+    save_functions,
     sha256_file,
     write_manifest,
 )
 from exporter.preflight import measure
 from exporter.presets import get_preset
 from exporter.progress import Progress
+from exporter.weights import WeightPlan, fill_weights, materialized, placeholders_of, skeleton_model
 from quant.calibrate import calibrate, calibration_plan, calibration_tokens, tokens_needed
 from quant.recipes import DEFAULT_GROUP_SIZE, Compression, get_recipe
 from quant.theory import theoretical_sizes
@@ -69,6 +71,7 @@ class ExportOptions:
     allow_overflow: bool = False  # export even when the preflight sees float16 overflow
     random_weights: int | None = None  # seed: real shapes of --size, random weights (benchmarks, no Hub)
     calibrate: str | None = None  # calibration text file, or "builtin" for the built-in held-out text
+    max_chunk_bytes: int | None = DEFAULT_MAX_CHUNK_BYTES  # split into packages of at most this; None: one
 
 
 @dataclass
@@ -115,11 +118,16 @@ def source_config(source: Source) -> OpenELMConfig:
     return OpenELMConfig.from_file(source.folder / CONFIG_NAME)
 
 
-def load_source(source: Source):
-    """The reference model: the checkpoint's weights, or seeded random ones at the preset's shapes."""
+def source_tensors(source: Source, config: OpenELMConfig):
+    """The checkpoint's tensors, read one at a time: from its safetensors, or seeded at the preset's shapes."""
     if source.random_seed is not None:
-        return random_model(source_config(source), source.random_seed)
-    return load_checkpoint(source.folder)
+        return RandomTensors(config, source.random_seed)
+    return TensorReader(source.folder, config)
+
+
+def full_model(tensors, config: OpenELMConfig):
+    """The whole float32 reference in memory (calibration needs it; the plain export streams instead)."""
+    return build_model(config, {name: tensors.read(name) for name in tensors.names()})
 
 
 def export(options: ExportOptions, progress: Progress | None = None) -> ExportResult:
@@ -154,40 +162,50 @@ def export(options: ExportOptions, progress: Progress | None = None) -> ExportRe
             calibration_text = calibration_tokens(None if options.calibrate == "builtin" else Path(options.calibrate),
                                                   tokenizer_dir, config.vocab_size, config.bos_token_id,
                                                   tokens_needed(config))
-    with progress.step("load"):
-        model = load_source(source)
-    calibration = None
+    with progress.step("open checkpoint"):
+        tensors = source_tensors(source, config)
+    calibration, plan = None, None
     if calibration_text is not None:  # before the preflight, so it measures the weights that get exported
+        with progress.step("load (whole model, for calibration)"):
+            model = full_model(tensors, config)
         calibration = calibrate(model, compression, calibration_text, progress)
         calibration["text"] = options.calibrate
-    ranges = preflight(model, tokenizer_dir, context_length, options.allow_overflow, progress)
+        ranges = preflight(model, tokenizer_dir, context_length, options.allow_overflow, progress)
+    else:
+        # Matrices stay on disk until the converted program needs them (exporter.weights).
+        plan = WeightPlan()
+        model = skeleton_model(config, tensors, plan)
+        with materialized(model, tensors) as reference:
+            ranges = preflight(reference, tokenizer_dir, context_length, options.allow_overflow, progress)
 
+    chunks = plan_chunks(config, compression, options.max_chunk_bytes)
     with atomic_output(target, options.force) as staging:
-        work = staging / ".functions"
-        function_packages, sizes = convert_functions(model, context_length, options.prefill_length, compression,
-                                                     work, progress)
+        packages = []
+        for index, chunk in enumerate(chunks):
+            label = "" if len(chunks) == 1 else f" [chunk {index + 1}/{len(chunks)}: layers {chunk.start}-{chunk.stop - 1}]"
+            programs, sizes = convert_functions(model, plan, tensors, context_length, options.prefill_length,
+                                                compression, progress, chunk, label)
+            package_name = chunk_package_name(name, chunk, len(chunks), index)
+            with progress.step(f"save multifunction package{label}"):
+                save_functions(programs, staging / package_name, default_function="decode")
+            del programs
+            compression.linear_cache.clear()  # the next chunk has other weights
+            gc.collect()
+            packages.append((chunk, package_name, sizes))
         del model
         gc.collect()
-
-        package_name = f"{name}.mlpackage"
-        with progress.step("save multifunction package"):
-            save_multifunction(function_packages, staging / package_name, default_function="decode")
-            shutil.rmtree(work)
         if tokenizer_dir is not None:
             for file in TOKENIZER_FILES:
                 if (tokenizer_dir / file).is_file():
                     shutil.copyfile(tokenizer_dir / file, staging / file)
 
-        manifest = build_manifest(
-            name, package_name, staging, source, config, context_length, options, compression, tokenizer_dir,
-            tokenizer_spec,
-        )
+        manifest = build_manifest(name, packages, staging, source, config, context_length, options, compression,
+                                  tokenizer_dir, tokenizer_spec)
         if calibration is not None:
             manifest["quantization"]["calibration"] = calibration
         manifest["activation_range"] = ranges.to_dict()
-        manifest["size"] = size_report(staging / package_name, manifest["package_bytes"], sizes)
         manifest["ceiling"] = decode_ceiling(manifest["size"]["weight_file_bytes"],
-                                             [state["shape"] for state in manifest["states"]])
+                                             [state["shape"] for c in manifest["chunks"] for state in c["states"]])
         write_manifest(staging, manifest)
         report = None
         if options.verify:
@@ -214,25 +232,32 @@ def preflight(model, tokenizer_dir, context_length: int, allow_overflow: bool, p
     return ranges
 
 
-def convert_functions(model, context_length: int, prefill_length: int, compression: Compression, work: Path,
-                      progress: Progress) -> tuple[dict[str, Path], dict]:
-    """Convert (and compress) prefill and decode into single-function packages under `work`.
+def convert_functions(model, plan: WeightPlan | None, tensors, context_length: int, prefill_length: int,
+                      compression: Compression, progress: Progress, chunk: Chunk | None = None,
+                      label: str = "") -> tuple[dict, dict]:
+    """Convert, fill and compress prefill and decode into in-memory MIL programs.
 
-    Returns their paths and the theoretical sizes, read from the first program before compression.
+    `model` is a skeleton whose matrices `plan` fills from `tensors` after conversion, or (plan None)
+    a model holding its real weights. Each program is compressed before the next is converted, and
+    the second reuses the first one's compressed weights (the same arrays: quantize once). Returns
+    the programs and the theoretical sizes, read from the first program before compression.
     """
-    function_packages, sizes = {}, None
+    programs, sizes = {}, None
     for function, tokens in zip(FUNCTIONS, (prefill_length, 1)):
-        with progress.step(f"trace + convert {function} ({tokens} token{'s' if tokens > 1 else ''})"):
-            mlmodel = convert(model, context_length, tokens)
-        sizes = sizes or theoretical_sizes(mlmodel, compression)
+        module = StatefulOpenELM(model, context_length, tokens, chunk=chunk)
+        with progress.step(f"trace + convert {function} ({tokens} token{'s' if tokens > 1 else ''}){label}"):
+            program = convert_module(module, to_program=True)
+        if plan is not None:
+            with progress.step(f"fill weights {function}{label}"):
+                fill_weights(program, plan, tensors, placeholders_of(module))
+        del module
+        sizes = sizes or theoretical_sizes(program, compression)
         if compression.compresses:
-            with progress.step(f"quantize {function} ({compression.recipe.name})"):
-                mlmodel = compression.apply(mlmodel)
-        function_packages[function] = work / f"{function}.mlpackage"
-        mlmodel.save(str(function_packages[function]))
-        del mlmodel
-        gc.collect()  # one function's program at a time
-    return function_packages, sizes
+            with progress.step(f"quantize {function} ({compression.recipe.name}){label}"):
+                compression.apply_to_program(program)
+        programs[function] = program
+        gc.collect()  # the float16 weights of this function are gone once compressed
+    return programs, sizes
 
 
 def size_report(package: Path, package_bytes: int, sizes: dict) -> dict:
@@ -248,18 +273,55 @@ def size_report(package: Path, package_bytes: int, sizes: dict) -> dict:
     }
 
 
-def build_manifest(name, package_name, staging, source, config, context_length, options, compression,
+def chunk_entry(staging: Path, chunk: Chunk, package_name: str, sizes: dict, config: OpenELMConfig,
+                context_length: int) -> dict:
+    """One package of the export: its layers, signature, states and cache layout, bytes and checksum."""
+    package = staging / package_name
+    functions, states = read_signatures(package)
+    package_bytes = folder_bytes(package)
+    kv_heads = tuple(config.num_kv_heads[chunk.start:chunk.stop])
+    return {
+        "package": package_name,
+        "layers": [chunk.start, chunk.stop],
+        "input": INPUT_IDS if chunk.takes_ids else HIDDEN_IN,
+        "output": LOGITS if chunk.gives_logits else HIDDEN_OUT,
+        "functions": functions,
+        "states": states,
+        "kv_cache": CacheLayout(kv_heads, context_length, config.head_dim).to_dict(),
+        "package_bytes": package_bytes,
+        "weights_file": str(WEIGHTS_IN_PACKAGE),
+        "weights_sha256": sha256_file(package / WEIGHTS_IN_PACKAGE),
+        "size": size_report(package, package_bytes, sizes),
+    }
+
+
+def total_size(chunks: list[dict]) -> dict:
+    """The chunks' size reports added up (one chunk: its own report)."""
+    if len(chunks) == 1:
+        return chunks[0]["size"]
+    keys = ("theoretical_bytes", "weight_matrix_bytes", "other_constant_bytes", "weight_file_bytes",
+            "program_bytes", "package_bytes")
+    total = {key: sum(c["size"][key] for c in chunks) for key in keys}
+    total["weights_to_theory"] = round(total["weight_file_bytes"] / total["theoretical_bytes"], 4)
+    total["package_to_theory"] = round(total["package_bytes"] / total["theoretical_bytes"], 4)
+    return total
+
+
+def build_manifest(name, packages, staging, source, config, context_length, options, compression,
                    tokenizer_dir, tokenizer_spec):
-    """export.json: everything an app needs to drive the package, and everything needed to reproduce it."""
+    """export.json: everything an app needs to drive the package(s), and everything needed to reproduce them."""
     import coremltools as ct
 
-    functions, states = read_signatures(staging / package_name)
+    chunks = [chunk_entry(staging, chunk, package_name, sizes, config, context_length)
+              for chunk, package_name, sizes in packages]
+    single = chunks[0] if len(chunks) == 1 else None
     pieces, piece_size = vocab_split(config.vocab_size)
-    weights = staging / package_name / WEIGHTS_IN_PACKAGE
     return {
         "format": MANIFEST_FORMAT,
         "name": name,
-        "package": package_name,
+        # One package: described here directly. Several: `chunks`, run in order, each with its own states.
+        "package": single and single["package"],
+        "chunks": chunks,
         "source": source.to_dict(),
         "model": config.to_dict(),
         "context_length": context_length,
@@ -274,23 +336,29 @@ def build_manifest(name, package_name, staging, source, config, context_length, 
             "files": [f for f in TOKENIZER_FILES if (staging / f).is_file()],
             "add_bos": True,
         },
-        "functions": functions,
+        "functions": single and single["functions"],
         "default_function": "decode",
-        "inputs": {INPUT_IDS: "token ids, int32 [1, T]", POSITION: "index of the first token in the sequence"},
-        "outputs": {LOGITS: "float16 [1, T, pieces, piece_size]; flatten the last two axes, keep vocab_size"},
-        "states": states,
+        "inputs": {INPUT_IDS: "token ids, int32 [1, T]", POSITION: "index of the first token in the sequence",
+                   HIDDEN_IN: "chunks after the first: the previous chunk's hidden_out, float16 [1, T, model_dim]"},
+        "outputs": {LOGITS: "float16 [1, T, pieces, piece_size]; flatten the last two axes, keep vocab_size",
+                    HIDDEN_OUT: "chunks before the last: float16 [1, T, model_dim], the next chunk's hidden_in"},
+        "states": single and single["states"],
         "state_names": list(STATE_NAMES),
-        "kv_cache": CacheLayout(tuple(config.num_kv_heads), context_length, config.head_dim).to_dict(),
+        "kv_cache": single and single["kv_cache"],
         "logits_layout": {"pieces": pieces, "piece_size": piece_size},
         "driving": (
             "split the prompt ids (BOS first) into chunks of prefill_length, pad the last chunk, call prefill "
             "with position = chunk start; take the logits row of the last real token; then call decode with "
-            "each new token at position = its index; stop before position reaches context_length"
+            "each new token at position = its index; stop before position reaches context_length. With several "
+            "chunks, every call runs them in order (same function, same position), each with its own state, "
+            "feeding hidden_out to the next chunk's hidden_in"
         ),
         "quantization": compression.to_dict(),
-        "package_bytes": folder_bytes(staging / package_name),
+        "max_chunk_bytes": options.max_chunk_bytes,
+        "package_bytes": sum(c["package_bytes"] for c in chunks),
         "weights_file": str(WEIGHTS_IN_PACKAGE),
-        "weights_sha256": sha256_file(weights),
+        "weights_sha256": single and single["weights_sha256"],
+        "size": total_size(chunks),
         "versions": {
             "coremltools": ct.__version__,
             "torch": torch.__version__,

@@ -56,7 +56,11 @@ class Recipe:
             return self.bits * n + 16 * (n // 32)  # one scale per block of 32
         if self.kind == "lut":
             luts = (rows // group_size) * (2**self.bits) * 16
-            return self.bits * n + luts + (16 * rows if per_channel_scale else 0)
+            # coremltools 9.0's per-channel scale divides each column (input channel) by its largest |w|
+            # before clustering, and stores those scales as a [1, columns] float16 tensor after the tables
+            # (as `apply_to_program` leaves it; its default pass pipeline, which `apply` runs, would fold
+            # them into one table per column instead: larger than float16).
+            return self.bits * n + luts + (16 * columns if per_channel_scale else 0)
         return 16 * n
 
 
@@ -94,6 +98,22 @@ class CachedLut:
         if key not in self.cache:
             self.cache[key] = self.function(values)
         return self.cache[key]
+
+
+def cached_linear_quantizer(cache: dict, config):
+    """coremltools' linear-quantization pass, computing each distinct weight's int data and scales once
+    (prefill and decode carry the same weights). Built on first use: coremltools loads slowly."""
+    from coremltools.optimize.coreml._quantization_passes import linear_quantize_weights
+
+    class CachedLinearQuantizer(linear_quantize_weights):
+        def blockwise_compress_by_dtype(self, original_data, dtype, mode, block_sizes):
+            key = (str(dtype), mode, tuple(block_sizes), original_data.dtype.str, original_data.shape,
+                   hashlib.sha1(original_data.tobytes()).digest())
+            if key not in cache:
+                cache[key] = super().blockwise_compress_by_dtype(original_data, dtype, mode, block_sizes)
+            return cache[key]
+
+    return CachedLinearQuantizer(config=config)
 
 
 def get_recipe(name: str) -> Recipe:
@@ -151,13 +171,28 @@ def assign(weight_names: list[str], recipe: Recipe, quant_map: str | None) -> di
     return chosen
 
 
+def mil_program(model_or_program):
+    """The MIL program of an MLModel (as converted), or the program itself."""
+    return getattr(model_or_program, "_mil_program", None) or model_or_program
+
+
+def weight_matrix_vars(function):
+    """The weight matrices of a function: the `weight` of every `linear`, and the table of every `gather`
+    that looks up the embedding (a first chunk of a split model uses the table only that way)."""
+    for op in function.operations:
+        if op.op_type == "linear":
+            yield op.weight
+        elif op.op_type == "gather" and op.x.op is not None and op.x.op.name.startswith("vocab_pieces"):
+            yield op.x  # not the rotary tables, which are gathered by position
+
+
 def weight_matrix_names(mlmodel) -> list[str]:
-    """Names of the const ops that are the `weight` input of a `linear` op in the program."""
+    """Names of the const ops that are weight matrices of the program (see weight_matrix_vars)."""
     names = []
-    for function in mlmodel._mil_program.functions.values():
-        for op in function.operations:
-            if op.op_type == "linear" and op.weight.op is not None and op.weight.op.op_type == "const":
-                names.append(op.weight.op.name)
+    for function in mil_program(mlmodel).functions.values():
+        for var in weight_matrix_vars(function):
+            if var.op is not None and var.op.op_type == "const":
+                names.append(var.op.name)
     return sorted(set(names))
 
 
@@ -170,6 +205,7 @@ class Compression:
     group_size: int = DEFAULT_GROUP_SIZE
     per_channel_scale: bool = False
     lut_cache: dict = field(default_factory=dict, compare=False, repr=False)  # shared by both functions
+    linear_cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def compresses(self) -> bool:
@@ -177,12 +213,11 @@ class Compression:
 
     def validate(self, config) -> None:
         """Fail early (before conversion) when the options cannot apply to this model."""
-        parse_quant_map(self.quant_map)
-        if self.per_channel_scale:
-            # Measured with coremltools 9.0: the per-channel-scale layout it writes for our weights is larger than
-            # float16, and its de-quantized weights cannot be expanded for verification. Refused until fixed.
-            raise UsageError("--per-channel-scale is not supported yet (coremltools 9.0 writes a layout larger than "
-                             "float16 for these weights); drop the option")
+        rules = parse_quant_map(self.quant_map)
+        palettizes = self.recipe.kind in ("lut", "mixed") or any(r.kind == "lut" for _, r in rules)
+        if self.per_channel_scale and not palettizes:
+            raise UsageError(f"--per-channel-scale applies to palettized weights only (lut2..lut8, mixed, or lutN in "
+                             f"--quant-map); --quant {self.recipe.name} palettizes none")
         if self.group_size < 1:
             raise UsageError(f"--group-size {self.group_size} must be at least 1")
         for rows in {config.model_dim, config.vocab_size} | set(config.ffn_dims):
@@ -190,18 +225,37 @@ class Compression:
                 raise UsageError(f"--group-size {self.group_size} does not divide a weight's {rows} output channels; "
                                  "use a power of two such as 16")
 
-    def apply(self, mlmodel):
-        import coremltools.optimize.coreml as cto
-
-        chosen = assign(weight_matrix_names(mlmodel), self.recipe, self.quant_map)
+    def configs(self, model_or_program) -> tuple[dict, dict]:
+        """coremltools op configs by weight name: (linear quantization, palettization)."""
+        chosen = assign(weight_matrix_names(model_or_program), self.recipe, self.quant_map)
         linear = {n: r.op_config() for n, r in chosen.items() if r.kind == "linear"}
         lut = {n: r.op_config(self.group_size, self.per_channel_scale, self.lut_cache)
                for n, r in chosen.items() if r.kind == "lut"}
+        return linear, lut
+
+    def apply(self, mlmodel):
+        """Compress a converted MLModel (coremltools' public per-model API)."""
+        import coremltools.optimize.coreml as cto
+
+        linear, lut = self.configs(mlmodel)
         if linear:
             mlmodel = cto.linear_quantize_weights(mlmodel, config=cto.OptimizationConfig(op_name_configs=linear))
         if lut:
             mlmodel = cto.palettize_weights(mlmodel, config=cto.OptimizationConfig(op_name_configs=lut))
         return mlmodel
+
+    def apply_to_program(self, program) -> None:
+        """Compress an in-memory MIL program in place with the same coremltools passes `apply` runs,
+        before it is ever serialized; weights compressed for an earlier function are reused."""
+        import coremltools.optimize.coreml as cto
+        from coremltools.optimize.coreml._quantization_passes import palettize_weights
+
+        linear, lut = self.configs(program)
+        # Called as graph passes (not .apply), so the ops they add carry the scopes the program requires.
+        if linear:
+            cached_linear_quantizer(self.linear_cache, cto.OptimizationConfig(op_name_configs=linear))(program)
+        if lut:
+            palettize_weights(config=cto.OptimizationConfig(op_name_configs=lut))(program)
 
     def theoretical_weight_bytes(self, weight_shapes: dict[str, tuple[int, int]]) -> int:
         """Σ weights × bits + scales and tables, for the weight matrices named in `weight_shapes`."""

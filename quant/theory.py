@@ -6,18 +6,18 @@ import hashlib
 
 import numpy as np
 
-from quant.recipes import Compression
+from quant.recipes import Compression, mil_program, weight_matrix_vars
 
 
 def weight_matrix_shapes(mlmodel) -> dict[str, tuple[int, int]]:
     """Shape of every weight matrix (the `weight` of a `linear`), keyed by the op that makes it: a const,
     or a constexpr when conversion already compressed it (calibrated layers)."""
     shapes = {}
-    for function in mlmodel._mil_program.functions.values():
-        for op in function.operations:
-            source = op.weight.op if op.op_type == "linear" else None
+    for function in mil_program(mlmodel).functions.values():
+        for var in weight_matrix_vars(function):
+            source = var.op
             if source is not None and (source.op_type == "const" or source.op_type.startswith("constexpr_")):
-                shapes[source.name] = tuple(int(d) for d in op.weight.shape)
+                shapes[source.name] = tuple(int(d) for d in var.shape)
     return shapes
 
 
@@ -25,7 +25,7 @@ def other_constant_bytes(mlmodel) -> int:
     """float16 constants that are not weight matrices (rotary tables, norms, biases), counted once each."""
     names = set(weight_matrix_shapes(mlmodel))
     seen, total = set(), 0
-    for function in mlmodel._mil_program.functions.values():
+    for function in mil_program(mlmodel).functions.values():
         for op in function.operations:
             value = op.outputs[0].val if op.op_type == "const" else None
             if op.name in names or not isinstance(value, np.ndarray) or value.dtype != np.float16:

@@ -207,7 +207,7 @@ def test_ctrl_c_during_conversion_leaves_nothing(ckpt, tmp_path, capsys, monkeyp
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline, "convert", interrupted)
+    monkeypatch.setattr(pipeline, "convert_module", interrupted)
     out_dir = tmp_path / "exports"
     out_dir.mkdir()
     got, err = run_export(["--model-dir", ckpt, "--output", out_dir / "out"] + FAST, capsys)
@@ -236,9 +236,17 @@ def test_debug_shows_the_traceback(ckpt, tmp_path):
                 + FAST)
 
 
-def test_per_channel_scale_is_refused_until_supported(ckpt, tmp_path, capsys):
-    args = ["--model-dir", ckpt, "--output", tmp_path / "out", "--quant", "lut4", "--per-channel-scale",
+def test_per_channel_scale_needs_a_palettized_recipe(ckpt, tmp_path, capsys):
+    args = ["--model-dir", ckpt, "--output", tmp_path / "out", "--quant", "int4", "--per-channel-scale",
             "--no-tokenizer", "--no-verify", "--prefill-length", "8", "--quiet"]
     got, err = run_export(args, capsys)
-    assert_one_line(err, got, 2, r"--per-channel-scale is not supported yet")
+    assert_one_line(err, got, 2, r"--per-channel-scale applies to palettized weights only")
+    assert not (tmp_path / "out").exists()
+
+
+def test_per_channel_scale_is_refused_with_calibrated_palettes(ckpt, tmp_path, capsys):
+    args = ["--model-dir", ckpt, "--output", tmp_path / "out", "--quant", "lut4", "--per-channel-scale",
+            "--calibrate", "--no-tokenizer", "--no-verify", "--prefill-length", "8", "--quiet"]
+    got, err = run_export(args, capsys)
+    assert_one_line(err, got, 2, r"--per-channel-scale cannot be combined with --calibrate")
     assert not (tmp_path / "out").exists()

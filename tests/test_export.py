@@ -120,7 +120,7 @@ def test_failure_mid_export_leaves_nothing(real_vocab_checkpoint, tmp_path, monk
     def broken(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(pipeline, "save_multifunction", broken)
+    monkeypatch.setattr(pipeline, "save_functions", broken)
     with pytest.raises(ExportError, match="No space left on device.*nothing was written"):
         export(ExportOptions(model_dir=folder, tokenizer=None, quant="none", prefill_length=16, output=tmp_path / "o",
                              verify=False))
@@ -136,7 +136,7 @@ def test_interrupt_leaves_previous_output_intact(real_vocab_checkpoint, tmp_path
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline, "convert", interrupted)
+    monkeypatch.setattr(pipeline, "convert_module", interrupted)
     with pytest.raises(KeyboardInterrupt):
         export(ExportOptions(model_dir=folder, tokenizer=None, quant="none", prefill_length=16, output=out, force=True,
                              verify=False))
@@ -172,7 +172,7 @@ def test_force_replaces_and_export_is_deterministic(tmp_path):
 def test_bad_lengths_are_usage_errors_before_loading(real_vocab_checkpoint, tmp_path, monkeypatch, context, prefill,
                                                      message):
     folder, _ = real_vocab_checkpoint
-    monkeypatch.setattr(pipeline, "load_checkpoint", lambda *a, **k: pytest.fail("loaded weights before checking"))
+    monkeypatch.setattr(pipeline, "source_tensors", lambda *a, **k: pytest.fail("opened weights before checking"))
     with pytest.raises(UsageError, match=message):
         export(ExportOptions(model_dir=folder, tokenizer=None, context_length=context, prefill_length=prefill,
                              output=tmp_path / "o"))

@@ -115,7 +115,8 @@ def test_swapped_weight_rows_fail(package_copy, capsys):
     matrix[[1, 5]] = matrix[[5, 1]]  # swap the rows of BOS and token 5
     blob[data_offset : data_offset + size] = matrix.tobytes()
     weights.write_bytes(bytes(blob))
-    manifest["weights_sha256"] = sha256_file(weights)  # as if the exporter itself had written these bytes
+    # as if the exporter itself had written these bytes
+    manifest["weights_sha256"] = manifest["chunks"][0]["weights_sha256"] = sha256_file(weights)
     (package_copy / "export.json").write_text(json.dumps(manifest))
     code, out = run_verify(package_copy, capsys)
     assert code == 1 and "FAIL" in out.out, out.out
@@ -153,7 +154,7 @@ def test_weights_changed_after_export_detected_before_running(package_copy, caps
     weights.write_bytes(bytes(data))
     from exporter.verify import check
 
-    monkeypatch.setattr(check, "load_checkpoint", lambda *a: pytest.fail("ran before checking integrity"))
+    monkeypatch.setattr(check, "source_tensors", lambda *a: pytest.fail("ran before checking integrity"))
     code, out = run_verify(package_copy, capsys)
     assert code == 1
     assert out.err.strip().splitlines() == [out.err.strip()]
@@ -172,9 +173,14 @@ def test_package_from_another_model(package_copy, tmp_path, capsys):
     assert code == 1 and "exported from another model" in out.err
 
 
-def test_manifest_paths_cannot_escape(package_copy, capsys):
+@pytest.mark.parametrize("layout", ["chunks", "single-package manifest without chunks"])
+def test_manifest_paths_cannot_escape(package_copy, capsys, layout):
     manifest = manifest_of(package_copy)
-    manifest["package"] = "../../../etc"
+    if layout == "chunks":
+        manifest["chunks"][0]["package"] = "../../../etc"
+    else:
+        del manifest["chunks"]
+        manifest["package"] = "../../../etc"
     (package_copy / "export.json").write_text(json.dumps(manifest))
     code, out = run_verify(package_copy, capsys)
     assert code == 1 and "outside" in out.err

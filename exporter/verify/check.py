@@ -2,54 +2,82 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 
 from exporter.calibration import calibration_ids
-from exporter.checkpoint import load_checkpoint
+from exporter.checkpoint import RandomTensors, build_model, open_checkpoint
 from exporter.errors import ExportError, UsageError
 from exporter.hub import check_tokenizer, hub_checkpoint
 from exporter.package import inside, read_manifest, sha256_file
 from exporter.verify.parity import ParityReport, verify
+from exporter.weights import streamed_model
 
 DEFAULT_STEPS = 16
+HOLD_LIMIT_BYTES = 3 * 10**9  # a bigger float32 reference is streamed from its checkpoint (OpenELM-1.1B and 3B)
 
 
-def check_integrity(folder: Path, manifest: dict) -> Path:
-    """The package path, after checking the weights are those the manifest describes (before running anything)."""
-    package = inside(folder, manifest.get("package", ""))
-    if not package.is_dir():
-        raise ExportError(f"{package}: the package named in export.json is missing; re-export the model")
-    weights = inside(package, manifest.get("weights_file", ""))
-    if not weights.is_file():
-        raise ExportError(f"{weights}: weight file missing from the package; re-export the model")
-    if sha256_file(weights) != manifest.get("weights_sha256"):
-        raise ExportError(
-            f"{weights}: sha256 does not match export.json; the package changed after export (re-export it)"
-        )
-    return package
+def manifest_chunks(manifest: dict) -> list[dict]:
+    """The packages of an export, in calling order (one for an unsplit export)."""
+    chunks = manifest.get("chunks")
+    if chunks:
+        return chunks
+    return [{"package": manifest.get("package", ""), "weights_file": manifest.get("weights_file", ""),
+             "weights_sha256": manifest.get("weights_sha256"), "input": "input_ids", "output": "logits"}]
 
 
-def source_model(manifest: dict, model_dir: Path | None):
-    """The reference the package came from: --model-dir, the Hub snapshot, the folder, or the random seed."""
+def check_integrity(folder: Path, manifest: dict) -> list[Path]:
+    """The package paths, after checking their weights are those the manifest describes (before running anything)."""
+    packages = []
+    for chunk in manifest_chunks(manifest):
+        package = inside(folder, chunk.get("package") or "")
+        if not package.is_dir():
+            raise ExportError(f"{package}: the package named in export.json is missing; re-export the model")
+        weights = inside(package, chunk.get("weights_file", ""))
+        if not weights.is_file():
+            raise ExportError(f"{weights}: weight file missing from the package; re-export the model")
+        if sha256_file(weights) != chunk.get("weights_sha256"):
+            raise ExportError(
+                f"{weights}: sha256 does not match export.json; the package changed after export (re-export it)"
+            )
+        packages.append(package)
+    return packages
+
+
+def source_tensors(manifest: dict, model_dir: Path | None):
+    """(config, tensors) of the checkpoint the package came from: --model-dir, the Hub snapshot, the folder,
+    or the random seed."""
     if model_dir is not None:
-        return load_checkpoint(Path(model_dir))
+        return open_checkpoint(Path(model_dir))
     source = manifest.get("source") or {}
     if source.get("random_weights"):
-        from exporter.checkpoint import random_model
         from exporter.presets import get_preset
 
         random = source["random_weights"]
-        return random_model(get_preset(random["size"]).config(), int(random["seed"]))
+        config = get_preset(random["size"]).config()
+        return config, RandomTensors(config, int(random["seed"]))
     if source.get("hub_id"):
-        return load_checkpoint(hub_checkpoint(source["hub_id"], source.get("revision")).folder)
+        return open_checkpoint(hub_checkpoint(source["hub_id"], source.get("revision")).folder)
     if source.get("folder"):
         folder = Path(source["folder"])
         if not folder.is_dir():
             raise ExportError(f"the checkpoint it was exported from ({folder}) is gone; pass --model-dir")
-        return load_checkpoint(folder)
+        return open_checkpoint(folder)
     raise ExportError("export.json does not say where the checkpoint came from; pass --model-dir")
+
+
+def source_model(manifest: dict, model_dir: Path | None):
+    """The float32 reference: held in memory, or streamed layer by layer when it is too big to hold."""
+    config, tensors = source_tensors(manifest, model_dir)
+    if held_bytes(tensors) > HOLD_LIMIT_BYTES:
+        return streamed_model(config, tensors)
+    return build_model(config, {name: tensors.read(name) for name in tensors.names()})
+
+
+def held_bytes(tensors) -> int:
+    return 4 * sum(math.prod(shape) for shape in tensors.expected.values())
 
 
 def prompt_tokens(folder: Path, manifest: dict, text: str | None, count: int | None) -> list[int]:
@@ -80,14 +108,15 @@ def verify_export(folder: Path, model_dir: Path | None = None, prompt: str | Non
     if not folder.is_dir():
         raise ExportError(f"{folder}: no such folder; pass the folder elm-export wrote (it holds export.json)")
     manifest = read_manifest(folder)
-    package = check_integrity(folder, manifest)
+    packages = check_integrity(folder, manifest)
     ids = prompt_tokens(folder, manifest, prompt, tokens)
     model = source_model(manifest, model_dir)
     dequantized = None
     if manifest.get("quantization", {}).get("recipe", "none") != "none":
-        dequantized = dequantized_reference(package, model)
+        # Streamed like the reference when that one is (too big to hold twice).
+        dequantized = dequantized_reference(packages, model, stream=hasattr(model, "weight_plan"))
     random_weights = bool((manifest.get("source") or {}).get("random_weights"))
-    report = verify(package, manifest, model, ids, steps, dequantized_model=dequantized,
+    report = verify(packages, manifest, model, ids, steps, dequantized_model=dequantized,
                     judge_total=not random_weights)
     if (folder / "tokenizer.json").is_file():
         tokenizer = check_tokenizer(folder)

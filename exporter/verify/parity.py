@@ -157,24 +157,86 @@ def package_run(executor, manifest: dict, tokens: list[int], prompt_length: int)
     return np.concatenate(rows).astype(np.float32), calls
 
 
-def coreml_runtime_run(package_path, manifest: dict, tokens: list[int], prompt_length: int) -> np.ndarray | None:
+def chunk_output(chunk: dict, outputs: dict):
+    if chunk["output"] not in outputs:
+        raise ExportError(f"{chunk['package']} has no output {chunk['output']!r} (it gives "
+                          f"{', '.join(outputs)}); export.json and the packages do not match: re-export")
+    return outputs[chunk["output"]]
+
+
+class ChunkChain:
+    """The packages of an export run as one model, as an app runs them: every call goes through
+    each chunk in order (same function, same position, its own state), hidden states passed on."""
+
+    def __init__(self, executors: list, chunks: list[dict]):
+        self.executors, self.chunks = executors, chunks
+
+    def new_state(self):
+        return [executor.new_state() for executor in self.executors]
+
+    def run(self, function: str, inputs: dict, state: list) -> dict:
+        value = inputs["input_ids"]
+        for executor, chunk, chunk_state in zip(self.executors, self.chunks, state):
+            outputs = executor.run(function, {chunk["input"]: value, "position": inputs["position"]}, chunk_state)
+            value = chunk_output(chunk, outputs)
+        return {"logits": value}
+
+
+class RecordedChunk:
+    """One chunk run over every call of a drive on its own, its inputs the previous chunk's recorded
+    outputs: verifying chunk by chunk keeps one chunk's program in memory at a time, and gives what
+    running the chunks in turn for each call gives (the calls do not depend on the package's outputs)."""
+
+    def __init__(self, executor, chunk: dict, inputs: list | None):
+        self.executor, self.chunk, self.inputs, self.outputs = executor, chunk, inputs, []
+
+    def new_state(self):
+        return self.executor.new_state()
+
+    def run(self, function: str, inputs: dict, state) -> dict:
+        value = inputs["input_ids"] if self.inputs is None else self.inputs[len(self.outputs)]
+        outputs = self.executor.run(function, {self.chunk["input"]: value, "position": inputs["position"]}, state)
+        self.outputs.append(chunk_output(self.chunk, outputs))
+        return {"logits": self.outputs[-1]}
+
+
+def run_chunk_by_chunk(packages: list, manifest: dict, tokens: list[int], prompt_length: int):
+    """package_run of a (possibly split) export with the float16 executor, one chunk at a time."""
+    from exporter.verify.check import manifest_chunks
+    from exporter.verify.executor import ProgramExecutor
+
+    recorded = None
+    for package, chunk in zip(packages, manifest_chunks(manifest)):
+        stage = RecordedChunk(ProgramExecutor(package), chunk, recorded)
+        result = package_run(stage, manifest, tokens, prompt_length)
+        recorded = stage.outputs
+        del stage  # its expanded weights go before the next chunk's load
+    return result
+
+
+class CoreMLExecutor:
+    """One package through the real Core ML runtime (macOS only)."""
+
+    def __init__(self, package_path):
+        import coremltools as ct
+
+        self.models = {name: ct.models.MLModel(str(package_path), function_name=name) for name in ("prefill", "decode")}
+
+    def new_state(self):
+        return self.models["prefill"].make_state()
+
+    def run(self, function, inputs, state):
+        return self.models[function].predict(inputs, state=state)
+
+
+def coreml_runtime_run(packages: list, manifest: dict, tokens: list[int], prompt_length: int) -> np.ndarray | None:
     """The real Core ML runtime, where this OS has it (macOS); None elsewhere."""
     if platform.system() != "Darwin":
         return None
-    import coremltools as ct
+    from exporter.verify.check import manifest_chunks
 
-    prefill = ct.models.MLModel(str(package_path), function_name="prefill")
-    decode = ct.models.MLModel(str(package_path), function_name="decode")
-
-    class CoreMLExecutor:
-        def new_state(self):
-            return prefill.make_state()
-
-        def run(self, function, inputs, state):
-            model = prefill if function == "prefill" else decode
-            return model.predict(inputs, state=state)
-
-    logits, _ = package_run(CoreMLExecutor(), manifest, tokens, prompt_length)
+    chain = ChunkChain([CoreMLExecutor(p) for p in packages], manifest_chunks(manifest))
+    logits, _ = package_run(chain, manifest, tokens, prompt_length)
     return logits
 
 
@@ -190,10 +252,8 @@ def check_same_model(model: OpenELM, manifest: dict) -> None:
             )
 
 
-def verify(package_path, manifest: dict, model: OpenELM, prompt: list[int], steps: int,
+def verify(packages: list, manifest: dict, model: OpenELM, prompt: list[int], steps: int,
            dequantized_model: OpenELM | None = None, judge_total: bool = True) -> ParityReport:
-    from exporter.verify.executor import ProgramExecutor
-
     started = time.perf_counter()
     check_same_model(model, manifest)
     room = manifest["context_length"] - len(prompt)
@@ -202,8 +262,7 @@ def verify(package_path, manifest: dict, model: OpenELM, prompt: list[int], step
                           f"{manifest['context_length']}; use a shorter prompt")
     steps = min(steps, room)
     tokens, reference_logits = reference_run(model, prompt, steps)
-    executor = ProgramExecutor(package_path)
-    package_logits, calls = package_run(executor, manifest, tokens, len(prompt))
+    package_logits, calls = run_chunk_by_chunk(packages, manifest, tokens, len(prompt))
     quantization = manifest.get("quantization", {})
     recipe = quantization.get("recipe", "none")
     custom_map = quantization.get("quant_map") not in (None, MIXED_DEFAULT_MAP)
@@ -221,7 +280,7 @@ def verify(package_path, manifest: dict, model: OpenELM, prompt: list[int], step
         report.dequantized_reference = compare(logits_for(dequantized_model, tokens), package_logits,
                                                len(prompt))
     report.activation_range = measure(model, tokens).to_dict()
-    coreml = coreml_runtime_run(package_path, manifest, tokens, len(prompt))
+    coreml = coreml_runtime_run(packages, manifest, tokens, len(prompt))
     if coreml is not None:
         report.coreml_runtime = asdict(compare(reference_logits, coreml, len(prompt)))
     report.seconds = time.perf_counter() - started

@@ -6,7 +6,7 @@ import Observation
 @MainActor
 @Observable
 final class ChatSession {
-    /// The folder reference added to the app target (see README): export.json, the .mlpackage, tokenizer files.
+    /// The folder reference added to the app target (see README): export.json, the .mlpackage(s), tokenizer files.
     static let modelFolderName = "Model"
 
     private(set) var messages: [ChatMessage] = []
@@ -46,7 +46,8 @@ final class ChatSession {
             }.value
             (generator, tokenizer, manifest, loadSeconds) = loaded
             isReady = true
-            status = "\(loaded.2.name) ready (loaded in \(String(format: "%.1f", loaded.3)) s)"
+            let packages = loaded.2.isSplit ? "\(loaded.2.chunks.count) packages, " : ""
+            status = "\(loaded.2.name) ready (\(packages)loaded in \(String(format: "%.1f", loaded.3)) s)"
         } catch {
             status = "Could not load the model: \(error)"
         }

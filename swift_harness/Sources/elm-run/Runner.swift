@@ -12,6 +12,8 @@ enum Runner {
             throw ManifestError(source: folder.path, reason: "the model was exported without a tokenizer; export again with a tokenizer to run text prompts")
         }
         let tokenizer = try Tokenizer(contentsOf: folder)
+        // On stderr, so stdout holds only the generated text and the stats line.
+        FileHandle.standardError.write(Data("Loading \(manifest.name): \(manifest.packagesDescription)\n".utf8))
 
         let loadStart = ContinuousClock.now
         let model = try await CoreMLLanguageModel.load(folder: folder, computeUnits: options.computeUnits)
@@ -31,7 +33,8 @@ enum Runner {
             return true
         }
         print("")
-        print("[\(manifest.name) on \(options.computeUnits.rawValue)] \(result.stats) | stop: \(result.stopReason.rawValue)")
+        let label = manifest.isSplit ? "\(manifest.name) in \(manifest.chunks.count) packages" : manifest.name
+        print("[\(label) on \(options.computeUnits.rawValue)] \(result.stats) | stop: \(result.stopReason.rawValue)")
     }
 }
 #endif

@@ -45,15 +45,23 @@ import Testing
 
     @Test func readsAValidManifest() throws {
         let m = try ExportManifest(data: Data(Self.valid.utf8))
-        #expect(m.name == "OpenELM-450M-int4" && m.package == "OpenELM-450M-int4.mlpackage")
+        #expect(m.name == "OpenELM-450M-int4")
         #expect(m.contextLength == 2048 && m.prefillLength == 64 && m.vocabSize == 32000)
         #expect(m.bosTokenId == 1 && m.eosTokenId == 2)
         #expect(m.tokenizer?.files == ["tokenizer.json", "tokenizer_config.json"] && m.tokenizer?.addBOS == true)
-        #expect(m.prefill.input("input_ids") == TensorSpec(name: "input_ids", shape: [1, 64], dtype: "int32"))
-        #expect(m.decode.output("logits")?.shape == [1, 1, 2, 16000])
-        #expect(m.states.map(\.name) == ["key_cache", "value_cache"])
         #expect(m.logitsPieces == 2 && m.logitsPieceSize == 16000)
-        #expect(m.weightsSHA256 == "abc123")
+        // No "chunks" (written before split exports): the top level is the one package.
+        #expect(m.chunks.count == 1 && !m.isSplit)
+        let chunk = m.chunks[0]
+        #expect(chunk.package == "OpenELM-450M-int4.mlpackage")
+        #expect(chunk.input == "input_ids" && chunk.output == "logits")
+        #expect(chunk.layers == nil && m.layerCount == nil)  // no "model" section says how many
+        #expect(chunk.prefill.input("input_ids") == TensorSpec(name: "input_ids", shape: [1, 64], dtype: "int32"))
+        #expect(chunk.decode.output("logits")?.shape == [1, 1, 2, 16000])
+        #expect(chunk.function(.decode) == chunk.decode && chunk.function(.prefill) == chunk.prefill)
+        #expect(chunk.states.map(\.name) == ["key_cache", "value_cache"])
+        #expect(chunk.weightsSHA256 == "abc123")
+        #expect(m.packageBytes == nil && m.packagesDescription == "OpenELM-450M-int4.mlpackage")
     }
 
     @Test func tokenizerMayBeNull() throws {
@@ -107,6 +115,10 @@ import Testing
         let layout = message(edited(#""pieces": 2, "piece_size": 16000"#, #""pieces": 2, "piece_size": 15000"#))
         #expect(layout.contains("logits_layout") && layout.contains("vocab_size"), "\(layout)")
         let ids = message(edited(#"[{"name": "input_ids", "shape": [1, 64]"#, #"[{"name": "input_ids", "shape": [1, 32]"#))
-        #expect(ids.contains("functions.prefill.input_ids has shape [1, 32], expected [1, 64]"), "\(ids)")
+        #expect(ids.contains("export.json: functions.prefill.input_ids has shape [1, 32], expected [1, 64]"), "\(ids)")
+        let dtype = message(edited(#"{"name": "input_ids", "shape": [1, 1], "dtype": "int32"}"#, #"{"name": "input_ids", "shape": [1, 1], "dtype": "float16"}"#))
+        #expect(dtype.contains("functions.decode.input_ids is float16, expected int32"), "\(dtype)")
+        let logits = message(edited(#""shape": [1, 1, 2, 16000]"#, #""shape": [1, 1, 16000, 2]"#))
+        #expect(logits.contains("functions.decode.logits has shape [1, 1, 16000, 2], expected [1, 1, 2, 16000]"), "\(logits)")
     }
 }

@@ -2,12 +2,12 @@
 import CoreML
 import Foundation
 
-/// Finds or makes the compiled form (.mlmodelc) of an exported package. Compiling a large
-/// .mlpackage takes a while, so the result is kept in the Caches folder and reused.
+/// Finds or makes the compiled form (.mlmodelc) of one exported package (one chunk). Compiling a
+/// large .mlpackage takes a while, so the result is kept in the Caches folder and reused.
 @available(macOS 15.0, iOS 18.0, *)
 enum CompiledModelStore {
-    static func compiledModel(in folder: URL, manifest: ExportManifest) async throws -> URL {
-        let package = folder.appendingPathComponent(manifest.package)
+    static func compiledModel(in folder: URL, chunk: ChunkSpec) async throws -> URL {
+        let package = folder.appendingPathComponent(chunk.package)
         if package.pathExtension == "mlmodelc" { return package }
         // Xcode compiles an .mlpackage added to an app target into <name>.mlmodelc next to it.
         let stem = package.deletingPathExtension().lastPathComponent
@@ -19,7 +19,7 @@ enum CompiledModelStore {
 
         let caches = try FileManager.default.url(for: .cachesDirectory, in: .userDomainMask, appropriateFor: nil, create: true)
             .appendingPathComponent("ELMKit", isDirectory: true)
-        let cached = caches.appendingPathComponent("\(stem)-\(try cacheKey(package, manifest)).mlmodelc")
+        let cached = caches.appendingPathComponent("\(stem)-\(try cacheKey(package, chunk)).mlmodelc")
         if FileManager.default.fileExists(atPath: cached.path) { return cached }
 
         let compiled = try await MLModel.compileModel(at: package)
@@ -29,9 +29,9 @@ enum CompiledModelStore {
         return cached
     }
 
-    /// The weights hash from export.json, else the package's modification time: a re-export gets a new entry.
-    private static func cacheKey(_ package: URL, _ manifest: ExportManifest) throws -> String {
-        if let sha = manifest.weightsSHA256, !sha.isEmpty { return String(sha.prefix(16)) }
+    /// The package's weights hash from export.json, else its modification time: a re-export gets a new entry.
+    private static func cacheKey(_ package: URL, _ chunk: ChunkSpec) throws -> String {
+        if let sha = chunk.weightsSHA256, !sha.isEmpty { return String(sha.prefix(16)) }
         let attributes = try FileManager.default.attributesOfItem(atPath: package.path)
         let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
         return String(Int(modified))

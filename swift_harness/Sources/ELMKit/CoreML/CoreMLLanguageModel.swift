@@ -2,8 +2,9 @@
 import CoreML
 import Foundation
 
-/// An elm-export package on Core ML: the multifunction model's "prefill" and "decode" functions
-/// loaded as two MLModels that share one MLState (the KV cache), driven as export.json describes.
+/// An elm-export on Core ML, driven as export.json describes. Each package (one, or several for a
+/// split export) is one `CoreMLChunk`; `ChunkedLanguageModel` runs them in order, so the chaining
+/// that runs here is the one the Linux tests check with scripted chunks.
 @available(macOS 15.0, iOS 18.0, *)
 public final class CoreMLLanguageModel: LanguageModel {
     public let manifest: ExportManifest
@@ -11,81 +12,71 @@ public final class CoreMLLanguageModel: LanguageModel {
     public var prefillLength: Int { manifest.prefillLength }
     public var vocabularySize: Int { manifest.vocabSize }
 
-    private let prefillModel: MLModel
-    private let decodeModel: MLModel
-    private var state: MLState
+    private let chained: ChunkedLanguageModel<CoreMLChunk>
 
-    /// Loads the export folder (export.json + package), compiling the package on first use.
+    /// Loads the export folder (export.json + packages), compiling each package on first use.
     public static func load(folder: URL, computeUnits: ComputeUnits = .cpuAndNeuralEngine) async throws -> CoreMLLanguageModel {
         let manifest = try ExportManifest.load(from: folder)
-        let compiled = try await CompiledModelStore.compiledModel(in: folder, manifest: manifest)
-        return try CoreMLLanguageModel(compiledModel: compiled, manifest: manifest, computeUnits: computeUnits)
+        let missing = manifest.missingPackages(in: folder)
+        guard missing.isEmpty else {
+            throw ManifestError(source: folder.path, reason: "\(missing.joined(separator: ", ")) named in export.json \(missing.count == 1 ? "is" : "are") missing; copy the whole export folder")
+        }
+        var compiled: [URL] = []
+        for chunk in manifest.chunks {
+            compiled.append(try await CompiledModelStore.compiledModel(in: folder, chunk: chunk))
+        }
+        return try CoreMLLanguageModel(compiledModels: compiled, manifest: manifest, computeUnits: computeUnits)
     }
 
-    public init(compiledModel: URL, manifest: ExportManifest, computeUnits: ComputeUnits) throws {
-        for (name, function) in [("prefill", manifest.prefill), ("decode", manifest.decode)] {
-            for input in ["input_ids", "position"] where function.input(input)?.dtype != "int32" {
-                throw ManifestError(source: ExportManifest.fileName, reason: "functions.\(name).\(input) must be int32")
-            }
+    /// `compiledModels[k]` is the compiled form of `manifest.chunks[k]`.
+    public init(compiledModels: [URL], manifest: ExportManifest, computeUnits: ComputeUnits) throws {
+        guard compiledModels.count == manifest.chunks.count else {
+            throw ManifestError(source: ExportManifest.fileName, reason: "\(compiledModels.count) compiled models given for \(manifest.chunks.count) packages")
         }
-        func load(_ function: String) throws -> MLModel {
-            let configuration = MLModelConfiguration()
-            configuration.computeUnits = computeUnits.mlComputeUnits
-            configuration.functionName = function
-            return try MLModel(contentsOf: compiledModel, configuration: configuration)
+        let chunks = try zip(compiledModels, manifest.chunks).map { url, spec in
+            try CoreMLChunk(compiledModel: url, spec: spec, computeUnits: computeUnits)
         }
+        let vocabulary = manifest.vocabSize
         self.manifest = manifest
-        prefillModel = try load("prefill")
-        decodeModel = try load("decode")
-        // One state for both functions: prefill writes the cache that decode reads.
-        state = prefillModel.makeState()
+        chained = try ChunkedLanguageModel(
+            chunks: chunks, contextLength: manifest.contextLength, prefillLength: manifest.prefillLength,
+            vocabularySize: vocabulary, tokenTensor: CoreMLLanguageModel.tokenTensor,
+            logitRows: { try CoreMLLanguageModel.logitRows($0, count: $1, vocabulary: vocabulary) })
     }
 
-    public func reset() throws {
-        state = prefillModel.makeState()
-    }
+    public func reset() throws { try chained.reset() }
 
     public func prefill(tokens: [Int32], position: Int) throws -> LogitRows {
-        precondition(!tokens.isEmpty && tokens.count <= prefillLength, "prefill takes 1...\(prefillLength) tokens")
-        // Pad to the fixed chunk length; the padding's logits are never read and its cache
-        // entries sit beyond the real tokens, to be overwritten by later ones.
-        let padded = tokens + Array(repeating: 0, count: prefillLength - tokens.count)
-        let logits = try run(prefillModel, ids: padded, position: position)
-        return LogitRows(count: tokens.count) { [self] row in self.row(row, of: logits) }
+        try chained.prefill(tokens: tokens, position: position)
     }
 
     public func decode(token: Int32, position: Int) throws -> [Float] {
-        row(0, of: try run(decodeModel, ids: [token], position: position))
+        try chained.decode(token: token, position: position)
     }
 
-    private func run(_ model: MLModel, ids: [Int32], position: Int) throws -> MLMultiArray {
+    /// The first chunk's input_ids, int32 [1, T].
+    private static func tokenTensor(_ ids: [Int32]) throws -> MLMultiArray {
         let input = try MLMultiArray(shape: [1, NSNumber(value: ids.count)], dataType: .int32)
         input.withUnsafeMutableBufferPointer(ofType: Int32.self) { buffer, strides in
             for (i, id) in ids.enumerated() { buffer[i * strides[1]] = id }
         }
-        let positionArray = try MLMultiArray(shape: [1], dataType: .int32)
-        positionArray[0] = NSNumber(value: Int32(position))
-        let features = try MLDictionaryFeatureProvider(dictionary: [
-            "input_ids": MLFeatureValue(multiArray: input),
-            "position": MLFeatureValue(multiArray: positionArray),
-        ])
-        let output = try model.prediction(from: features, using: state, options: MLPredictionOptions())
-        guard let logits = output.featureValue(for: "logits")?.multiArrayValue else {
-            throw GenerationError.modelOutput("no 'logits' output")
-        }
-        guard logits.shape.count == 4, logits.shape[1].intValue == ids.count,
-              logits.shape[2].intValue * logits.shape[3].intValue >= vocabularySize
+        return input
+    }
+
+    /// The first `count` rows of logits [1, T, pieces, pieceSize], read on demand.
+    private static func logitRows(_ logits: MLMultiArray, count: Int, vocabulary: Int) throws -> LogitRows {
+        guard logits.shape.count == 4, logits.shape[1].intValue >= count,
+              logits.shape[2].intValue * logits.shape[3].intValue >= vocabulary
         else {
             throw GenerationError.modelOutput("logits shape \(logits.shape) does not match export.json")
         }
-        return logits
+        return LogitRows(count: count) { row($0, of: logits, vocabulary: vocabulary) }
     }
 
     /// Row `t` of logits [1, T, pieces, pieceSize], flattened over the last two dimensions and cut
     /// to the vocabulary. Strides are honoured: Core ML may pad rows for the Neural Engine.
-    private func row(_ t: Int, of logits: MLMultiArray) -> [Float] {
+    private static func row(_ t: Int, of logits: MLMultiArray, vocabulary: Int) -> [Float] {
         let pieceSize = logits.shape[3].intValue
-        let vocabulary = vocabularySize
         let dataType = logits.dataType
         return logits.withUnsafeBytes { raw in
             // Read inside the closure: getting the buffer may re-lay the array out.
@@ -102,6 +93,49 @@ public final class CoreMLLanguageModel: LanguageModel {
             }
             return out
         }
+    }
+}
+
+/// One package on Core ML: its "prefill" and "decode" functions loaded as two MLModels that share
+/// one MLState (prefill writes the cache that decode reads). Each chunk of a split export has its
+/// own state, made from its own model, since its cache holds only its own layers.
+@available(macOS 15.0, iOS 18.0, *)
+final class CoreMLChunk: ModelChunk {
+    let spec: ChunkSpec
+    private let prefillModel: MLModel
+    private let decodeModel: MLModel
+
+    init(compiledModel: URL, spec: ChunkSpec, computeUnits: ComputeUnits) throws {
+        func load(_ function: ModelFunction) throws -> MLModel {
+            let configuration = MLModelConfiguration()
+            configuration.computeUnits = computeUnits.mlComputeUnits
+            configuration.functionName = function.rawValue
+            return try MLModel(contentsOf: compiledModel, configuration: configuration)
+        }
+        self.spec = spec
+        prefillModel = try load(.prefill)
+        decodeModel = try load(.decode)
+    }
+
+    func makeState() throws -> MLState {
+        prefillModel.makeState()
+    }
+
+    /// `input` is input_ids (first chunk) or the previous chunk's hidden_out, passed on as Core ML
+    /// gave it (float16, whatever its strides), with no copy.
+    func predict(_ function: ModelFunction, input: MLMultiArray, position: Int, state: MLState) throws -> MLMultiArray {
+        let positionArray = try MLMultiArray(shape: [1], dataType: .int32)
+        positionArray[0] = NSNumber(value: Int32(position))
+        let features = try MLDictionaryFeatureProvider(dictionary: [
+            spec.input: MLFeatureValue(multiArray: input),
+            ChunkSpec.position: MLFeatureValue(multiArray: positionArray),
+        ])
+        let model = function == .prefill ? prefillModel : decodeModel
+        let output = try model.prediction(from: features, using: state, options: MLPredictionOptions())
+        guard let tensor = output.featureValue(for: spec.output)?.multiArrayValue else {
+            throw GenerationError.modelOutput("\(spec.package) gave no '\(spec.output)' output")
+        }
+        return tensor
     }
 }
 #endif

@@ -1,14 +1,12 @@
 import Foundation
 
-/// export.json, written by elm-export next to the .mlpackage: what the Swift side needs to drive it.
+/// export.json, written by elm-export next to the .mlpackage(s): what the Swift side needs to drive them.
 public struct ExportManifest: Sendable {
     public static let supportedFormat = "elm-export/1"
     public static let fileName = "export.json"
 
     public let format: String
     public let name: String
-    /// The .mlpackage (or compiled .mlmodelc) file name, relative to the export folder.
-    public let package: String
     public let contextLength: Int
     public let prefillLength: Int
     public let vocabSize: Int
@@ -16,13 +14,22 @@ public struct ExportManifest: Sendable {
     public let eosTokenId: Int?
     /// nil when the model was exported without a tokenizer.
     public let tokenizer: TokenizerInfo?
-    public let prefill: FunctionSpec
-    public let decode: FunctionSpec
-    public let states: [TensorSpec]
+    /// The packages in calling order: one for an unsplit export, several for `--max-chunk-bytes`.
+    /// Every call runs all of them with the same function and position, each on its own state.
+    public let chunks: [ChunkSpec]
+    /// `model.num_transformer_layers`, when the manifest has it.
+    public let layerCount: Int?
     public let logitsPieces: Int
     public let logitsPieceSize: Int
-    /// Optional content hash of the weights; used to name the compiled-model cache.
-    public let weightsSHA256: String?
+
+    /// True when the model is split over several packages.
+    public var isSplit: Bool { chunks.count > 1 }
+
+    /// Bytes of all packages together, when the manifest gives each package's size.
+    public var packageBytes: Int? {
+        let sizes = chunks.compactMap(\.packageBytes)
+        return sizes.count == chunks.count ? sizes.reduce(0, +) : nil
+    }
 
     public struct TokenizerInfo: Sendable {
         public let files: [String]
@@ -35,7 +42,7 @@ public struct ExportManifest: Sendable {
         _ = FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory)
         let file = isDirectory.boolValue ? url.appendingPathComponent(fileName) : url
         guard FileManager.default.fileExists(atPath: file.path) else {
-            throw ManifestError(source: file.path, reason: "file not found; pass the folder elm-export wrote (it holds export.json next to the .mlpackage)")
+            throw ManifestError(source: file.path, reason: "file not found; pass the folder elm-export wrote (it holds export.json next to the .mlpackage files)")
         }
         let data: Data
         do {
@@ -68,7 +75,6 @@ public struct ExportManifest: Sendable {
             throw ManifestError(source: source, reason: "format '\(format)' is not supported (this ELMKit reads '\(Self.supportedFormat)'); update ELMKit or export with a matching elm-export")
         }
         name = try fields.string("name")
-        package = try fields.string("package")
         contextLength = try fields.int("context_length")
         prefillLength = try fields.int("prefill_length")
         vocabSize = try fields.int("vocab_size")
@@ -83,15 +89,50 @@ public struct ExportManifest: Sendable {
         } else {
             tokenizer = nil
         }
-        let functions = try fields.object("functions")
-        prefill = try Self.function(functions, "prefill")
-        decode = try Self.function(functions, "decode")
-        states = try fields.objects("states").map(TensorSpec.init)
         let layout = try fields.object("logits_layout")
         logitsPieces = try layout.int("pieces")
         logitsPieceSize = try layout.int("piece_size")
-        weightsSHA256 = (try? fields.optionalString("weights_sha256")) ?? nil
-        try validate(source: source)
+        layerCount = try fields.optionalObject("model")?.optionalInt("num_transformer_layers")
+        // Where each chunk was read from, so errors name the field to look at.
+        let paths: [String]
+        if fields.optional("chunks") != nil {
+            let entries = try fields.objects("chunks")
+            chunks = try entries.map(Self.chunk)
+            paths = entries.map { $0.path + "." }
+            // One chunk: the top level describes the same package (for readers that predate chunks).
+            if chunks.count == 1, let top = try fields.optionalString("package"), top != chunks[0].package {
+                throw ManifestError(source: source, reason: "package '\(top)' and chunks[0].package '\(chunks[0].package)' differ; export the model again")
+            }
+        } else {
+            // Written before split exports existed: the top level is the one package.
+            chunks = [try Self.unsplitChunk(fields, layerCount: layerCount)]
+            paths = [""]
+        }
+        try validate(source: source, paths: paths)
+    }
+
+    private static func chunk(_ fields: JSONFields) throws -> ChunkSpec {
+        let bounds = try fields.ints("layers")
+        guard bounds.count == 2, bounds[0] >= 0, bounds[0] < bounds[1] else {
+            throw JSONFieldError(path: fields.fieldPath("layers"), problem: "should be [start, stop] with 0 <= start < stop but is \(bounds)")
+        }
+        let functions = try fields.object("functions")
+        return ChunkSpec(package: try fields.string("package"), layers: bounds[0]..<bounds[1],
+                         input: try fields.string("input"), output: try fields.string("output"),
+                         prefill: try function(functions, "prefill"), decode: try function(functions, "decode"),
+                         states: try fields.objects("states").map(TensorSpec.init),
+                         packageBytes: try fields.optionalInt("package_bytes"),
+                         weightsSHA256: (try? fields.optionalString("weights_sha256")) ?? nil)
+    }
+
+    private static func unsplitChunk(_ fields: JSONFields, layerCount: Int?) throws -> ChunkSpec {
+        let functions = try fields.object("functions")
+        return ChunkSpec(package: try fields.string("package"), layers: layerCount.flatMap { $0 > 0 ? 0..<$0 : nil },
+                         input: ChunkSpec.inputIDs, output: ChunkSpec.logits,
+                         prefill: try function(functions, "prefill"), decode: try function(functions, "decode"),
+                         states: try fields.objects("states").map(TensorSpec.init),
+                         packageBytes: try fields.optionalInt("package_bytes"),
+                         weightsSHA256: (try? fields.optionalString("weights_sha256")) ?? nil)
     }
 
     private static func function(_ functions: JSONFields, _ name: String) throws -> FunctionSpec {
@@ -101,7 +142,8 @@ public struct ExportManifest: Sendable {
     }
 
     /// Cross-field checks, so a mismatched manifest fails here rather than inside Core ML.
-    private func validate(source: String) throws {
+    /// `paths[i]` is where chunk i was read ("chunks[1]." or "" for the top level).
+    private func validate(source: String, paths: [String]) throws {
         func fail(_ reason: String) -> ManifestError { ManifestError(source: source, reason: reason) }
         guard contextLength > 0, prefillLength > 0, vocabSize > 0 else {
             throw fail("context_length, prefill_length and vocab_size must be positive")
@@ -112,16 +154,63 @@ public struct ExportManifest: Sendable {
         guard logitsPieces > 0, logitsPieceSize > 0, logitsPieces * logitsPieceSize >= vocabSize else {
             throw fail("logits_layout (\(logitsPieces) pieces × \(logitsPieceSize)) does not cover vocab_size \(vocabSize)")
         }
-        for (name, function, tokens) in [("prefill", prefill, prefillLength), ("decode", decode, 1)] {
-            guard let ids = function.input("input_ids") else { throw fail("functions.\(name) has no 'input_ids' input") }
-            guard ids.shape == [1, tokens] else {
-                throw fail("functions.\(name).input_ids has shape \(ids.shape), expected [1, \(tokens)]")
+        guard !chunks.isEmpty else { throw fail("chunks is empty; export the model again") }
+        for (i, chunk) in chunks.enumerated() {
+            let path = paths[i]
+            let isFirst = i == 0, isLast = i == chunks.count - 1
+            let wantedInput = isFirst ? ChunkSpec.inputIDs : ChunkSpec.hiddenIn
+            guard chunk.input == wantedInput else {
+                throw fail("\(path)input is '\(chunk.input)', expected '\(wantedInput)': the first chunk takes the token ids, each later one the hidden state of the chunk before it")
             }
-            guard function.input("position") != nil else { throw fail("functions.\(name) has no 'position' input") }
-            guard let logits = function.output("logits") else { throw fail("functions.\(name) has no 'logits' output") }
-            guard logits.shape == [1, tokens, logitsPieces, logitsPieceSize] else {
-                throw fail("functions.\(name).logits has shape \(logits.shape), expected [1, \(tokens), \(logitsPieces), \(logitsPieceSize)] from logits_layout")
+            let wantedOutput = isLast ? ChunkSpec.logits : ChunkSpec.hiddenOut
+            guard chunk.output == wantedOutput else {
+                throw fail("\(path)output is '\(chunk.output)', expected '\(wantedOutput)': the last chunk gives the logits, each earlier one the hidden state for the chunk after it")
             }
+            try validateLayers(i, path: path, fail: fail)
+            for (function, tokens) in [(ModelFunction.prefill, prefillLength), (.decode, 1)] {
+                let spec = chunk.function(function)
+                let at = "\(path)functions.\(function.rawValue)"
+                guard let input = spec.input(chunk.input) else { throw fail("\(at) has no '\(chunk.input)' input") }
+                if isFirst {
+                    guard input.shape == [1, tokens] else {
+                        throw fail("\(at).input_ids has shape \(input.shape), expected [1, \(tokens)]")
+                    }
+                    guard input.dtype == "int32" else { throw fail("\(at).input_ids is \(input.dtype), expected int32") }
+                } else {
+                    // The hand-off: exactly what the chunk before gives (validated on the previous turn).
+                    let previous = chunks[i - 1].function(function).output(ChunkSpec.hiddenOut)!
+                    guard input.shape == previous.shape, input.dtype == previous.dtype else {
+                        throw fail("\(at).hidden_in is \(input.dtype) \(input.shape) but \(paths[i - 1])functions.\(function.rawValue).hidden_out is \(previous.dtype) \(previous.shape); the chunks do not fit together")
+                    }
+                }
+                guard let position = spec.input(ChunkSpec.position) else { throw fail("\(at) has no 'position' input") }
+                guard position.dtype == "int32" else { throw fail("\(at).position is \(position.dtype), expected int32") }
+                guard let output = spec.output(chunk.output) else { throw fail("\(at) has no '\(chunk.output)' output") }
+                if isLast {
+                    guard output.shape == [1, tokens, logitsPieces, logitsPieceSize] else {
+                        throw fail("\(at).logits has shape \(output.shape), expected [1, \(tokens), \(logitsPieces), \(logitsPieceSize)] from logits_layout")
+                    }
+                } else {
+                    guard output.shape.count == 3, output.shape[0] == 1, output.shape[1] == tokens, output.shape[2] > 0 else {
+                        throw fail("\(at).hidden_out has shape \(output.shape), expected [1, \(tokens), model_dim]")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Chunk i's layers start where chunk i-1's stop (the first at 0) and the last stops at the layer count.
+    private func validateLayers(_ i: Int, path: String, fail: (String) -> ManifestError) throws {
+        guard let layers = chunks[i].layers else { return }
+        if i == 0 {
+            guard layers.lowerBound == 0 else {
+                throw fail("\(path)layers start at \(layers.lowerBound); the first chunk must start at layer 0")
+            }
+        } else if let previous = chunks[i - 1].layers, layers.lowerBound != previous.upperBound {
+            throw fail("\(path)layers [\(layers.lowerBound), \(layers.upperBound)] do not continue the chunk before it, [\(previous.lowerBound), \(previous.upperBound)]: each chunk must start at the layer where the one before stops")
+        }
+        if i == chunks.count - 1, let layerCount, layers.upperBound != layerCount {
+            throw fail("\(path)layers stop at \(layers.upperBound) but the model has \(layerCount) layers; the chunks must cover them all")
         }
     }
 }

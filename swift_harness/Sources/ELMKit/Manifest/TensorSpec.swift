@@ -22,6 +22,11 @@ public struct FunctionSpec: Sendable, Equatable {
     public let inputs: [TensorSpec]
     public let outputs: [TensorSpec]
 
+    public init(inputs: [TensorSpec], outputs: [TensorSpec]) {
+        self.inputs = inputs
+        self.outputs = outputs
+    }
+
     public func input(_ name: String) -> TensorSpec? { inputs.first { $0.name == name } }
     public func output(_ name: String) -> TensorSpec? { outputs.first { $0.name == name } }
 }

@@ -1,0 +1,59 @@
+/// One package of an export: a run of consecutive transformer layers with its own prefill and
+/// decode functions and its own state. An unsplit export has one chunk that takes token ids and
+/// gives logits; a split one passes the hidden state from chunk to chunk.
+public struct ChunkSpec: Sendable, Equatable {
+    /// Names elm-export gives the tensors at the ends of a chunk.
+    public static let inputIDs = "input_ids"
+    public static let hiddenIn = "hidden_in"
+    public static let hiddenOut = "hidden_out"
+    public static let logits = "logits"
+    public static let position = "position"
+
+    /// The .mlpackage (or compiled .mlmodelc) file name, relative to the export folder.
+    public let package: String
+    /// Transformer layers `start..<stop`; nil only for a manifest written before chunks existed
+    /// that does not say how many layers the model has.
+    public let layers: Range<Int>?
+    /// "input_ids" for the first chunk, "hidden_in" for the others.
+    public let input: String
+    /// "logits" for the last chunk, "hidden_out" for the others.
+    public let output: String
+    public let prefill: FunctionSpec
+    public let decode: FunctionSpec
+    public let states: [TensorSpec]
+    public let packageBytes: Int?
+    /// Content hash of this package's weights; names its compiled-model cache entry.
+    public let weightsSHA256: String?
+
+    public init(package: String, layers: Range<Int>?, input: String, output: String, prefill: FunctionSpec,
+                decode: FunctionSpec, states: [TensorSpec], packageBytes: Int? = nil, weightsSHA256: String? = nil) {
+        self.package = package
+        self.layers = layers
+        self.input = input
+        self.output = output
+        self.prefill = prefill
+        self.decode = decode
+        self.states = states
+        self.packageBytes = packageBytes
+        self.weightsSHA256 = weightsSHA256
+    }
+
+    public func function(_ function: ModelFunction) -> FunctionSpec {
+        switch function {
+        case .prefill: return prefill
+        case .decode: return decode
+        }
+    }
+
+    /// "layers 2-4" (inclusive, as the exporter's log writes it), or "" when unknown.
+    public var layersDescription: String {
+        guard let layers else { return "" }
+        return layers.count == 1 ? "layer \(layers.lowerBound)" : "layers \(layers.lowerBound)-\(layers.upperBound - 1)"
+    }
+}
+
+/// The two functions every package holds; the raw value is the Core ML function name.
+public enum ModelFunction: String, Sendable, CaseIterable {
+    case prefill
+    case decode
+}

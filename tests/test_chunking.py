@@ -1,0 +1,148 @@
+"""--max-chunk-bytes: split exports plan even chunks under the limit, chain exactly like one package,
+and elm-verify checks them end to end."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from exporter.chunking import layer_weight_bytes, parse_bytes, plan_chunks
+from exporter.errors import ExportError, UsageError
+from exporter.hub import EMBEDDED_SIZE
+from exporter.pipeline import ExportOptions, export
+from exporter.presets import get_preset
+from quant.recipes import Compression, get_recipe
+
+
+def chunk_bytes(config, compression, chunks):
+    per_layer, vocab = layer_weight_bytes(config, compression)
+    return [sum(per_layer[c.start:c.stop]) + vocab * c.takes_ids + vocab * c.gives_logits for c in chunks]
+
+
+@pytest.mark.parametrize("size, recipe, expected", [("3b", "int4", 2), ("3b", "none", 8), ("1_1b", "none", 3),
+                                                    ("450m", "int4", 1)])
+def test_real_sizes_split_into_the_fewest_even_chunks(size, recipe, expected):
+    config = get_preset(size).config()
+    compression = Compression(get_recipe(recipe))
+    chunks = plan_chunks(config, compression, 10**9)
+    assert len(chunks) == expected
+    assert chunks[0].start == 0 and chunks[-1].stop == config.num_transformer_layers
+    assert all(a.stop == b.start for a, b in zip(chunks, chunks[1:]))  # contiguous, in order
+    sizes = chunk_bytes(config, compression, chunks)
+    assert max(sizes) <= 10**9
+    if expected > 1:
+        assert min(sizes) > 0.6 * max(sizes)  # even, not greedy's full chunks and a small tail
+
+
+def test_no_limit_or_a_large_one_keeps_one_package():
+    config = get_preset("3b").config()
+    assert len(plan_chunks(config, Compression(get_recipe("int4")), None)) == 1
+    assert len(plan_chunks(config, Compression(get_recipe("int4")), 10**10)) == 1
+
+
+def test_a_limit_below_one_layer_is_a_usage_error():
+    config = get_preset("450m").config()
+    with pytest.raises(UsageError, match="smaller than layer"):
+        plan_chunks(config, Compression(get_recipe("none")), 10**6)
+
+
+@pytest.mark.parametrize("text, value", [("1GB", 10**9), ("800MB", 8 * 10**8), ("1.5GiB", int(1.5 * 2**30)),
+                                         ("123456", 123456), ("none", None), ("0", None)])
+def test_sizes_parse(text, value):
+    assert parse_bytes(text) == value
+
+
+@pytest.mark.parametrize("text", ["lots", "-5MB", "12XB", ""])
+def test_bad_sizes_are_usage_errors(text):
+    with pytest.raises(UsageError, match="is not a size"):
+        parse_bytes(text)
+
+
+@pytest.fixture(scope="module")
+def tiny_exports(tmp_path_factory):
+    root = tmp_path_factory.mktemp("chunked")
+    single = export(ExportOptions(size=EMBEDDED_SIZE, quant="int4", output=root / "single", verify=False))
+    split = export(ExportOptions(size=EMBEDDED_SIZE, quant="int4", output=root / "split", max_chunk_bytes=800_000))
+    return single, split
+
+
+def test_split_export_describes_each_chunk(tiny_exports):
+    _, split = tiny_exports
+    manifest = split.manifest
+    chunks = manifest["chunks"]
+    assert len(chunks) == 3 and manifest["package"] is None and manifest["states"] is None
+    assert [c["layers"] for c in chunks] == [[0, 2], [2, 5], [5, 6]]
+    assert [(c["input"], c["output"]) for c in chunks] == [("input_ids", "hidden_out"), ("hidden_in", "hidden_out"),
+                                                          ("hidden_in", "logits")]
+    for chunk in chunks:
+        assert (split.folder / chunk["package"]).is_dir()
+        assert chunk["kv_cache"]["layer_kv_heads"] == manifest["model"]["num_kv_heads"][slice(*chunk["layers"])]
+        assert chunk["size"]["weights_to_theory"] < 1.03
+    decode = chunks[1]["functions"]["decode"]
+    assert decode["inputs"][0] == {"name": "hidden_in", "shape": [1, 1, manifest["model"]["model_dim"]],
+                                   "dtype": "float16"}
+    assert manifest["size"]["weight_file_bytes"] == sum(c["size"]["weight_file_bytes"] for c in chunks)
+    assert split.report.passed  # elm-export verified the chain end to end
+
+
+def test_chained_chunks_give_the_single_package_logits(tiny_exports):
+    from exporter.verify.check import check_integrity, manifest_chunks
+    from exporter.verify.executor import ProgramExecutor
+    from exporter.verify.parity import ChunkChain, package_run
+
+    single, split = tiny_exports
+    tokens = list(range(1, 80))
+    runs = []
+    for result in (single, split):
+        manifest = result.manifest
+        packages = check_integrity(result.folder, manifest)
+        chain = ChunkChain([ProgramExecutor(p) for p in packages], manifest_chunks(manifest))
+        runs.append(package_run(chain, manifest, tokens, 70)[0])
+    # Same graph, same float16 residual stream: splitting changes nothing but where the layers live.
+    np.testing.assert_allclose(runs[1], runs[0], atol=2e-2)
+    assert (runs[1].argmax(-1) == runs[0].argmax(-1)).mean() > 0.99
+
+
+def test_verify_catches_chunks_run_out_of_order(tiny_exports, tmp_path):
+    from exporter.verify.check import verify_export
+
+    _, split = tiny_exports
+    folder = tmp_path / "swapped"
+    shutil.copytree(split.folder, folder)
+    manifest = json.loads((folder / "export.json").read_text())
+    first, second = manifest["chunks"][1], manifest["chunks"][2]
+    # Swap what the middle and last chunk files hold, keeping the manifest's checksums consistent.
+    for key in ("package", "weights_sha256"):
+        first[key], second[key] = second[key], first[key]
+    (folder / "export.json").write_text(json.dumps(manifest))
+    with pytest.raises(ExportError, match="export.json and the packages do not match"):
+        verify_export(folder)
+
+
+def test_verify_catches_a_changed_chunk(tiny_exports, tmp_path):
+    from exporter.verify.check import verify_export
+
+    _, split = tiny_exports
+    folder = tmp_path / "changed"
+    shutil.copytree(split.folder, folder)
+    weights = folder / split.manifest["chunks"][1]["package"] / split.manifest["chunks"][1]["weights_file"]
+    data = bytearray(weights.read_bytes())
+    data[-100] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ExportError, match="sha256 does not match"):
+        verify_export(folder)
+
+
+def test_streamed_references_verify_like_held_ones(tiny_exports, monkeypatch):
+    """elm-verify streams both references from disk for models too big to hold (1.1B, 3B): same report."""
+    from exporter.verify import check
+
+    _, split = tiny_exports
+    held = check.verify_export(split.folder, tokens=40, steps=6)
+    monkeypatch.setattr(check, "HOLD_LIMIT_BYTES", 0)
+    streamed = check.verify_export(split.folder, tokens=40, steps=6)
+    assert streamed.passed == held.passed and streamed.continuation == held.continuation
+    for field in ("reference", "dequantized_reference"):
+        a, b = getattr(held, field), getattr(streamed, field)
+        assert abs(a.mean_kl - b.mean_kl) < 1e-6 and a.top1_agreement == b.top1_agreement, field
