@@ -46,13 +46,14 @@ def run_measured(command: list[str], env=None, rss_limit: int | None = None) -> 
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         killed = False
-        while rss_limit is not None and process.poll() is None:
-            if rss_of(process.pid) > rss_limit:
+        while True:  # wait4 (not poll) reaps the child, so its resource usage is ours to read
+            pid, status, usage = os.wait4(process.pid, 0 if rss_limit is None else os.WNOHANG)
+            if pid:
+                break
+            if not killed and rss_of(process.pid) > rss_limit:
                 process.kill()
                 killed = True
-                break
             time.sleep(0.2)
-        _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - start
         log.seek(0)
         output = log.read().decode(errors="replace")

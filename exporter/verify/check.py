@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
-
 from exporter.calibration import calibration_ids
 from exporter.checkpoint import RandomTensors, build_model, open_checkpoint
 from exporter.errors import ExportError, UsageError
