@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import platform
 import shutil
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from exporter.package import (
     sha256_file,
     write_manifest,
 )
+from exporter.memory import collect, pin_mmap_threshold
 from exporter.preflight import measure
 from exporter.presets import get_preset
 from exporter.progress import Progress
@@ -132,6 +132,7 @@ def full_model(tensors, config: OpenELMConfig):
 
 def export(options: ExportOptions, progress: Progress | None = None) -> ExportResult:
     progress = progress or Progress(quiet=True)
+    pin_mmap_threshold()  # freed weight arrays leave RSS at once (exporter.memory)
     compression = Compression(get_recipe(options.quant), options.quant_map, options.group_size,
                               options.per_channel_scale)
     if options.size is not None and options.size.strip().lower() != EMBEDDED_SIZE:
@@ -190,10 +191,10 @@ def export(options: ExportOptions, progress: Progress | None = None) -> ExportRe
                 save_functions(programs, staging / package_name, default_function="decode")
             del programs
             compression.linear_cache.clear()  # the next chunk has other weights
-            gc.collect()
+            collect()
             packages.append((chunk, package_name, sizes))
         del model
-        gc.collect()
+        collect()
         if tokenizer_dir is not None:
             for file in TOKENIZER_FILES:
                 if (tokenizer_dir / file).is_file():
@@ -256,7 +257,7 @@ def convert_functions(model, plan: WeightPlan | None, tensors, context_length: i
             with progress.step(f"quantize {function} ({compression.recipe.name}){label}"):
                 compression.apply_to_program(program)
         programs[function] = program
-        gc.collect()  # the float16 weights of this function are gone once compressed
+        collect()  # the float16 weights of this function are gone once compressed
     return programs, sizes
 
 

@@ -24,6 +24,7 @@ from torch import nn
 from exporter.checkpoint import build_model
 from exporter.config import OpenELMConfig
 from exporter.errors import ExportError
+from exporter.memory import collect
 
 EMBEDDING = "transformer.token_embeddings.weight"
 PLACEHOLDER_STEP = 1 / 1024  # placeholder k holds 1 + k/1024: exact in float16 for k < 1024
@@ -122,38 +123,52 @@ def placeholders_of(module: nn.Module) -> set[int]:
 
 def fill_weights(program, plan: WeightPlan, tensors, expected: set[int]) -> None:
     """Replace every placeholder const of `program` by the real float16 matrix, named for the recipes."""
-    from coremltools.converters.mil import Builder as mb
-    from coremltools.converters.mil.mil.scope import ScopeInfo, ScopeSource
-
     function = program.functions["main"]
-    found, cache = set(), {}
-    # As a graph pass: the new consts inherit the placeholders' source scopes, which the program requires.
-    with mb.scope(ScopeInfo(source=ScopeSource.COREMLTOOLS_GRAPH_PASS, data=["elm_fill_weights"])):
-        _fill(function, plan, tensors, found, cache)
+    placeholders = [(op, index) for op in function.operations if (index := placeholder_of(op, plan)) is not None]
+    found, cache, garbage = set(), {}, 0
+    while placeholders:  # popped, so a replaced op is referenced by nothing and can be freed
+        op, index = placeholders.pop(0)
+        garbage += replace_placeholder(function, op, plan.matrices[index], tensors, cache)
+        found.add(index)
+        del op
+        if garbage > GARBAGE_BYTES:
+            collect()
+            garbage = 0
     if found != expected:
         missing = [plan.matrices[i].name for i in sorted(expected - found)]
         raise ExportError(f"internal: the converted program lost weight matrices {missing[:3]}; run with --debug "
                           "and report it")
 
 
-def _fill(function, plan: WeightPlan, tensors, found: set, cache: dict) -> None:
-    from coremltools.converters.mil import Builder as mb
+GARBAGE_BYTES = 256 * 2**20  # replaced placeholders are freed at least this often (pymil ops sit in cycles)
 
-    for op in list(function.operations):
-        value = op.outputs[0].val if op.op_type == "const" else None
-        if not isinstance(value, np.ndarray) or value.ndim != 2 or value.size < 2:
-            continue
-        index = placeholder_index(float(value.flat[0]))
-        if not 0 <= index < len(plan.matrices) or value.shape != plan.matrices[index].shape:
-            continue
-        if value.min() != value.max():
-            continue  # a real constant that happens to start with a placeholder's value
-        matrix = plan.matrices[index]
+
+def placeholder_of(op, plan: WeightPlan) -> int | None:
+    """The plan index of the matrix a const op stands for, or None."""
+    value = op.outputs[0].val if op.op_type == "const" else None
+    if not isinstance(value, np.ndarray) or value.ndim != 2 or value.size < 2:
+        return None
+    index = placeholder_index(float(value.flat[0]))
+    if not 0 <= index < len(plan.matrices) or value.shape != plan.matrices[index].shape:
+        return None
+    if value.min() != value.max():
+        return None  # a real constant that happens to start with a placeholder's value
+    return index
+
+
+def replace_placeholder(function, op, matrix: Matrix, tensors, cache: dict) -> int:
+    """Swap in the real matrix; returns the bytes of the placeholder it frees."""
+    from coremltools.converters.mil import Builder as mb
+    from coremltools.converters.mil.mil.scope import ScopeInfo, ScopeSource
+
+    # As a graph pass: the new const inherits the placeholder's source scopes, which the program requires.
+    # One op per scope: the scope keeps the ops it saw alive until it closes.
+    with mb.scope(ScopeInfo(source=ScopeSource.COREMLTOOLS_GRAPH_PASS, data=["elm_fill_weights"])):
         with function:
             real = mb.const(val=read_matrix(tensors, matrix, cache), name=matrix.name, before_op=op)
         function.replace_uses_of_var_after_op(anchor_op=op, old_var=op.outputs[0], new_var=real)
         function.remove_ops([op])
-        found.add(index)
+    return op.outputs[0].val.nbytes
 
 
 def stream_weights(model, tensors) -> list:

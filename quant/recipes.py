@@ -100,6 +100,11 @@ class CachedLut:
         return self.cache[key]
 
 
+def batches(configs: dict, size: int = 16) -> list[dict]:
+    items = list(configs.items())
+    return [dict(items[i:i + size]) for i in range(0, len(items), size)]
+
+
 def cached_linear_quantizer(cache: dict, config):
     """coremltools' linear-quantization pass, computing each distinct weight's int data and scales once
     (prefill and decode carry the same weights). Built on first use: coremltools loads slowly."""
@@ -250,12 +255,17 @@ class Compression:
         import coremltools.optimize.coreml as cto
         from coremltools.optimize.coreml._quantization_passes import palettize_weights
 
+        from exporter.memory import collect
+
         linear, lut = self.configs(program)
+        # A few weights per pass, then the replaced float16 arrays are freed (they sit in reference cycles).
         # Called as graph passes (not .apply), so the ops they add carry the scopes the program requires.
-        if linear:
-            cached_linear_quantizer(self.linear_cache, cto.OptimizationConfig(op_name_configs=linear))(program)
-        if lut:
-            palettize_weights(config=cto.OptimizationConfig(op_name_configs=lut))(program)
+        for batch in batches(linear):
+            cached_linear_quantizer(self.linear_cache, cto.OptimizationConfig(op_name_configs=batch))(program)
+            collect()
+        for batch in batches(lut):
+            palettize_weights(config=cto.OptimizationConfig(op_name_configs=batch))(program)
+            collect()
 
     def theoretical_weight_bytes(self, weight_shapes: dict[str, tuple[int, int]]) -> int:
         """Σ weights × bits + scales and tables, for the weight matrices named in `weight_shapes`."""
