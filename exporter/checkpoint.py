@@ -139,7 +139,7 @@ class RandomTensors:
         # Each tensor has its own generator, so streaming one tensor gives what the whole dict holds.
         digest = hashlib.sha256(f"{self.seed}:{name}".encode()).digest()
         generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
-        return (torch.randn(shape, generator=generator) * 0.02).to(dtype)
+        return torch.randn(shape, generator=generator).mul_(0.02).to(dtype)
 
 
 def read_state_dict(folder: Path, config: OpenELMConfig, dtype: torch.dtype) -> dict[str, torch.Tensor]:
