@@ -79,6 +79,19 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB RAM, {platform.system()} {platform.release()}"
 
 
+def reverify_run(record: dict, workdir: Path) -> dict:
+    """Run elm-verify again on an export `make bench` already made, keeping the export's figures."""
+    return {**record, **measure_verify(workdir / f"{record['size']}-{record['recipe']}")}
+
+
+def measure_verify(out: Path) -> dict:
+    code, wall, rss, output = run_measured([sys.executable, "-m", "exporter.verify", str(out)], rss_limit=RSS_LIMIT)
+    result = {"verify_s": round(wall, 1), "verify_peak_rss_bytes": rss, "verify_exit_code": code, "verify_error": None}
+    if code not in (0, 1):  # 1: ran, outside thresholds (reported as such)
+        result["verify_error"] = last_line(output)
+    return result
+
+
 def bench_export(size: str, recipe: str, workdir: Path, context_length: int, verify: bool) -> dict:
     """One export (without its built-in verification), then elm-verify on it as a separate measured process."""
     out = workdir / f"{size}-{recipe}"
@@ -103,11 +116,7 @@ def bench_export(size: str, recipe: str, workdir: Path, context_length: int, ver
         ceiling=manifest["ceiling"]["max_decode_tokens_per_s"],
     )
     if verify:
-        code, wall, rss, output = run_measured([sys.executable, "-m", "exporter.verify", str(out)],
-                                               rss_limit=RSS_LIMIT)
-        record.update(verify_s=round(wall, 1), verify_peak_rss_bytes=rss, verify_exit_code=code)
-        if code not in (0, 1):  # 1: ran, outside thresholds (reported as such)
-            record["verify_error"] = last_line(output)
+        record.update(measure_verify(out))
     return record
 
 
@@ -269,8 +278,18 @@ def quality_section() -> list[str]:
 @click.option("--verify/--no-verify", default=True, help="Verify each export (time recorded).")
 @click.option("--workdir", type=click.Path(path_type=Path), default=Path("out/bench"), show_default=True)
 @click.option("--quality/--no-quality", default=True, help="Also measure every recipe on the embedded model.")
-def main(sizes, recipes, context_length, baseline, verify, workdir, quality):
+@click.option("--reverify", is_flag=True, help="Only run elm-verify again on the exports already recorded.")
+def main(sizes, recipes, context_length, baseline, verify, workdir, quality, reverify):
     workdir.mkdir(parents=True, exist_ok=True)
+    if reverify:
+        runs = json.loads(RESULTS.read_text())["runs"]
+        wanted = set(filter(None, sizes.split(","))), set(filter(None, recipes.split(",")))
+        runs = [reverify_run(r, workdir) if r["kind"] == "export" and r["size"] in wanted[0]
+                and r["recipe"] in wanted[1] and not r.get("error") else r for r in runs]
+        RESULTS.write_text(json.dumps({"machine": machine(), "runs": runs}, indent=2) + "\n")
+        write_report(runs, machine())
+        click.echo(f"wrote {RESULTS} and {REPORT}")
+        return
     if quality:
         subprocess.run([sys.executable, "-m", "quant.quality", "--output", str(QUALITY)], check=True)
     records = []

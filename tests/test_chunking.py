@@ -146,3 +146,23 @@ def test_streamed_references_verify_like_held_ones(tiny_exports, monkeypatch):
     for field in ("reference", "dequantized_reference"):
         a, b = getattr(held, field), getattr(streamed, field)
         assert abs(a.mean_kl - b.mean_kl) < 1e-6 and a.top1_agreement == b.top1_agreement, field
+
+
+def test_executor_keeping_float16_weights_computes_the_same(tiny_exports, monkeypatch):
+    """Big models keep weight-sized float16 constants as float16 in the executor: identical results."""
+    from exporter.verify import executor as executor_module
+    from exporter.verify.check import check_integrity, manifest_chunks
+    from exporter.verify.parity import ChunkChain, package_run
+
+    single, _ = tiny_exports
+    monkeypatch.setattr(executor_module, "LARGE_CONSTANT_ELEMENTS", 1000)  # the tiny model's weights count
+    packages = check_integrity(single.folder, single.manifest)
+    runs = []
+    for keep in (False, True):
+        executors = [executor_module.ProgramExecutor(p, keep_large_float16=keep) for p in packages]
+        chain = ChunkChain(executors, manifest_chunks(single.manifest))
+        runs.append(package_run(chain, single.manifest, list(range(1, 40)), 35)[0])
+    kept = executors[0]._plans["decode"]
+    assert any(getattr(value, "dtype", None) == np.float16 for step in kept.steps
+               for kind, value in step.args.values() if kind == "const")
+    np.testing.assert_array_equal(runs[0], runs[1])

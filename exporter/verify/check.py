@@ -109,12 +109,13 @@ def verify_export(folder: Path, model_dir: Path | None = None, prompt: str | Non
     packages = check_integrity(folder, manifest)
     ids = prompt_tokens(folder, manifest, prompt, tokens)
     model = source_model(manifest, model_dir)
-    dequantized = None
-    if manifest.get("quantization", {}).get("recipe", "none") != "none":
-        # Streamed like the reference when that one is (too big to hold twice).
-        dequantized = dequantized_reference(packages, model, stream=hasattr(model, "weight_plan"))
+    def dequantized():
+        # Built after the package has run, streamed like the reference when that one is (too big to hold twice).
+        return dequantized_reference(packages, model, stream=hasattr(model, "weight_plan"))
+
+    compressed = manifest.get("quantization", {}).get("recipe", "none") != "none"
     random_weights = bool((manifest.get("source") or {}).get("random_weights"))
-    report = verify(packages, manifest, model, ids, steps, dequantized_model=dequantized,
+    report = verify(packages, manifest, model, ids, steps, dequantized_model=dequantized if compressed else None,
                     judge_total=not random_weights)
     if (folder / "tokenizer.json").is_file():
         tokenizer = check_tokenizer(folder)

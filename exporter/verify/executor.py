@@ -116,9 +116,19 @@ def store(value, dtype: np.dtype, shape: tuple, op: OpInfo) -> np.ndarray:
     return array
 
 
-def compute_form(value):
-    """Constants are kept in compute precision: float16 becomes an exact float32 copy, once."""
+LARGE_CONSTANT_ELEMENTS = 1 << 20
+
+
+def compute_form(value, keep_large_float16: bool = False):
+    """Constants are kept in compute precision: float16 becomes an exact float32 copy, once.
+
+    keep_large_float16: weight-sized float16 constants stay float16 (half the memory; NumPy widens
+    them to float32 exactly inside each op, so results are identical, only slower): for models
+    whose float32 weights would not fit next to everything else verification holds.
+    """
     if isinstance(value, np.ndarray) and value.dtype == np.float16:
+        if keep_large_float16 and value.size >= LARGE_CONSTANT_ELEMENTS:
+            return value
         return value.astype(np.float32)
     if isinstance(value, np.float16):
         return np.float32(value)
@@ -135,9 +145,10 @@ class ConstantPool:
     both functions bind the same float32 array, and each compressed weight is expanded once.
     """
 
-    def __init__(self):
+    def __init__(self, keep_large_float16: bool = False):
         self._values: dict[tuple, Any] = {}
         self.expanded = 0
+        self.keep_large_float16 = keep_large_float16
 
     @staticmethod
     def key_of(value) -> tuple:
@@ -153,7 +164,7 @@ class ConstantPool:
     def constant(self, value) -> tuple[tuple, Any]:
         key = self.key_of(value)
         if key not in self._values:
-            self._values[key] = compute_form(value)
+            self._values[key] = compute_form(value, self.keep_large_float16)
         return key, self._values[key]
 
     def expanded_weight(self, op, input_keys: dict[str, tuple], inputs: dict[str, Any]) -> tuple[tuple, list]:
@@ -163,7 +174,7 @@ class ConstantPool:
             info = OpInfo.of(op)
             values = execute(info, OPS[op.op_type], inputs)
             self._values[key] = [
-                compute_form(store(value, declared_dtype(var), declared_shape(var), info))
+                compute_form(store(value, declared_dtype(var), declared_shape(var), info), self.keep_large_float16)
                 for value, var in zip(values, op.outputs)
             ]
             self.expanded += 1
@@ -318,9 +329,9 @@ def load_program(mlpackage_path):
 class ProgramExecutor:
     """Executes the functions of an ML program with NumPy, float16 storage and persistent states."""
 
-    def __init__(self, mlpackage_path):
+    def __init__(self, mlpackage_path, keep_large_float16: bool = False):
         started = time.perf_counter()
-        self._init_from_program(load_program(mlpackage_path), started)
+        self._init_from_program(load_program(mlpackage_path), started, keep_large_float16)
 
     @classmethod
     def from_program(cls, program) -> "ProgramExecutor":
@@ -329,9 +340,9 @@ class ProgramExecutor:
         executor._init_from_program(program, time.perf_counter())
         return executor
 
-    def _init_from_program(self, program, started: float) -> None:
+    def _init_from_program(self, program, started: float, keep_large_float16: bool = False) -> None:
         self.stats = ExecutorStats()
-        pool = ConstantPool()
+        pool = ConstantPool(keep_large_float16)
         self._plans = {name: compile_function(name, f, pool) for name, f in program.functions.items()}
         self.stats.unique_constants = len(pool)
         self.stats.expanded_weights = pool.expanded

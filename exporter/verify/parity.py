@@ -200,14 +200,15 @@ class RecordedChunk:
         return {"logits": self.outputs[-1]}
 
 
-def run_chunk_by_chunk(packages: list, manifest: dict, tokens: list[int], prompt_length: int):
+def run_chunk_by_chunk(packages: list, manifest: dict, tokens: list[int], prompt_length: int,
+                       keep_large_float16: bool = False):
     """package_run of a (possibly split) export with the float16 executor, one chunk at a time."""
     from exporter.verify.check import manifest_chunks
     from exporter.verify.executor import ProgramExecutor
 
     recorded = None
     for package, chunk in zip(packages, manifest_chunks(manifest)):
-        stage = RecordedChunk(ProgramExecutor(package), chunk, recorded)
+        stage = RecordedChunk(ProgramExecutor(package, keep_large_float16), chunk, recorded)
         result = package_run(stage, manifest, tokens, prompt_length)
         recorded = stage.outputs
         del stage  # its expanded weights go before the next chunk's load
@@ -262,7 +263,8 @@ def verify(packages: list, manifest: dict, model: OpenELM, prompt: list[int], st
                           f"{manifest['context_length']}; use a shorter prompt")
     steps = min(steps, room)
     tokens, reference_logits = reference_run(model, prompt, steps)
-    package_logits, calls = run_chunk_by_chunk(packages, manifest, tokens, len(prompt))
+    big = hasattr(model, "weight_plan")  # a streamed reference: the model is too big to hold in float32 twice
+    package_logits, calls = run_chunk_by_chunk(packages, manifest, tokens, len(prompt), keep_large_float16=big)
     quantization = manifest.get("quantization", {})
     recipe = quantization.get("recipe", "none")
     custom_map = quantization.get("quant_map") not in (None, MIXED_DEFAULT_MAP)
@@ -276,6 +278,8 @@ def verify(packages: list, manifest: dict, model: OpenELM, prompt: list[int], st
         judge_total=judge_total or dequantized_model is None,
         continuation=tokens[len(prompt):],
     )
+    if callable(dequantized_model) and not isinstance(dequantized_model, torch.nn.Module):
+        dequantized_model = dequantized_model()  # built only now: its programs need not sit beside the executor's
     if dequantized_model is not None:
         report.dequantized_reference = compare(logits_for(dequantized_model, tokens), package_logits,
                                                len(prompt))
