@@ -22,6 +22,7 @@ RESULTS = Path("benchmarks.json")
 QUALITY = Path("benchmarks_quality.json")  # written by `python -m quant.quality`
 KMEANS = Path("benchmarks_kmeans.json")  # written by `python -m quant.bench_kmeans --json ...`
 REPORT = Path("BENCHMARKS.md")
+STAGE_KINDS = ("trace + convert", "fill weights", "quantize", "save", "activation-range preflight")
 SIZE_ORDER = {"270m": 0, "450m": 1, "1_1b": 2, "3b": 3}
 RSS_LIMIT = 20 * 10**9  # of this 24 GB machine: past it a run is stopped and reported, not left to the OOM killer
 
@@ -207,6 +208,12 @@ def targets_section(exports: list[dict], baseline: dict) -> list[str]:
         lines.append(f"- 450M int4, two functions, vs the plain script in the same run: time {time_ratio:.2f}× "
                      f"(target ≤ 1.2×: {'met' if time_ratio <= 1.2 else 'not met'}), peak RSS {rss_ratio:.2f}× "
                      f"(target ≤ 0.5×: {'met' if rss_ratio <= 0.5 else 'not met'}).")
+        spent = {}
+        for stage, seconds in small.get("stage_s", {}).items():
+            kind = next((k for k in STAGE_KINDS if stage.startswith(k)), "other")
+            spent[kind] = spent.get(kind, 0.0) + seconds
+        lines.append("  Where its time goes: " + ", ".join(f"{k} {v:.1f} s" for k, v in spent.items())
+                     + f" (the plain script converts one function and quantizes once in {base['wall_s']} s).")
     big = found.get(("3b", "int4"))
     if big:
         peak = big["peak_rss_bytes"] / 1e9
