@@ -168,6 +168,8 @@ def write_report(runs: list[dict], machine_text: str) -> None:
                      if not base.get("error") else f"plain script failed: {base['error']}")
         ceiling = next(iter(r.get("ceiling", {}).values()), "")
         verify = r.get("verify_s", "-")
+        if r.get("verify_exit_code") == 1:
+            verify = f"{verify} (FAIL: outside thresholds)"
         if r.get("verify_error"):
             verify = f"failed: {r['verify_error']}"
         verify_rss = f"{r['verify_peak_rss_bytes'] / 1e9:.1f}" if r.get("verify_peak_rss_bytes") else "-"
