@@ -87,6 +87,7 @@ def reverify_run(record: dict, workdir: Path) -> dict:
 
 def measure_verify(out: Path) -> dict:
     code, wall, rss, output = run_measured([sys.executable, "-m", "exporter.verify", str(out)], rss_limit=RSS_LIMIT)
+    (out.parent / f"{out.name}.verify.txt").write_text(output)  # the report itself, for a FAIL to be read
     result = {"verify_s": round(wall, 1), "verify_peak_rss_bytes": rss, "verify_exit_code": code, "verify_error": None}
     if code not in (0, 1):  # 1: ran, outside thresholds (reported as such)
         result["verify_error"] = last_line(output)
