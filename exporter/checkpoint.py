@@ -142,12 +142,6 @@ class RandomTensors:
         return torch.randn(shape, generator=generator).mul_(0.02).to(dtype)
 
 
-def read_state_dict(folder: Path, config: OpenELMConfig, dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    """Every tensor of the checkpoint, checked against `config` and cast to `dtype`."""
-    reader = TensorReader(folder, config)
-    return {name: reader.read(name, dtype) for name in reader.names()}
-
-
 def open_checkpoint(folder: Path) -> tuple[OpenELMConfig, TensorReader]:
     """The folder's config and a reader over its tensors (checked, nothing loaded yet)."""
     folder = Path(folder)
@@ -160,7 +154,17 @@ def open_checkpoint(folder: Path) -> tuple[OpenELMConfig, TensorReader]:
 def load_checkpoint(folder: Path, dtype: torch.dtype = torch.float32):
     """The reference model with the folder's weights, in eval mode."""
     config, reader = open_checkpoint(folder)
-    return build_model(config, {name: reader.read(name, dtype) for name in reader.names()})
+    return whole_model(config, reader, dtype)
+
+
+def all_tensors(tensors, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+    """Every tensor of a reader (TensorReader, RandomTensors, ...) at once."""
+    return {name: tensors.read(name, dtype) for name in tensors.names()}
+
+
+def whole_model(config: OpenELMConfig, tensors, dtype: torch.dtype = torch.float32):
+    """The reference model holding all of a reader's tensors in memory (see exporter.weights to stream them)."""
+    return build_model(config, all_tensors(tensors, dtype))
 
 
 def build_model(config: OpenELMConfig, state: dict[str, torch.Tensor]):
@@ -175,13 +179,12 @@ def build_model(config: OpenELMConfig, state: dict[str, torch.Tensor]):
 
 def random_model(config: OpenELMConfig, seed: int = 0, dtype: torch.dtype = torch.float32):
     """A model with seeded weights at the real shapes: benchmarks of sizes whose checkpoints are out of reach."""
-    return build_model(config, random_state_dict(config, seed, dtype))
+    return whole_model(config, RandomTensors(config, seed), dtype)
 
 
 def random_state_dict(config: OpenELMConfig, seed: int = 0, dtype: torch.dtype = torch.float32):
     """Seeded weights at the real shapes (init std 0.02, norms at 1), for tests and benchmarks."""
-    tensors = RandomTensors(config, seed)
-    return {name: tensors.read(name, dtype) for name in tensors.names()}
+    return all_tensors(RandomTensors(config, seed), dtype)
 
 
 def save_checkpoint(folder: Path, config: OpenELMConfig, state: dict[str, torch.Tensor], max_shard_bytes=None):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from exporter.checkpoint import CONFIG_NAME, RandomTensors, TensorReader, build_model
+from exporter.checkpoint import CONFIG_NAME, RandomTensors, TensorReader, whole_model
 from exporter.config import OpenELMConfig
 from exporter.chunking import DEFAULT_MAX_CHUNK_BYTES, chunk_package_name, plan_chunks
 from exporter.convert import HIDDEN_IN, HIDDEN_OUT, INPUT_IDS, LOGITS, POSITION, STATE_NAMES, convert_module
@@ -125,11 +125,6 @@ def source_tensors(source: Source, config: OpenELMConfig):
     return TensorReader(source.folder, config)
 
 
-def full_model(tensors, config: OpenELMConfig):
-    """The whole float32 reference in memory (calibration needs it; the plain export streams instead)."""
-    return build_model(config, {name: tensors.read(name) for name in tensors.names()})
-
-
 def export(options: ExportOptions, progress: Progress | None = None) -> ExportResult:
     progress = progress or Progress(quiet=True)
     pin_mmap_threshold()  # freed weight arrays leave RSS at once (exporter.memory)
@@ -168,7 +163,7 @@ def export(options: ExportOptions, progress: Progress | None = None) -> ExportRe
     calibration, plan = None, None
     if calibration_text is not None:  # before the preflight, so it measures the weights that get exported
         with progress.step("load (whole model, for calibration)"):
-            model = full_model(tensors, config)
+            model = whole_model(config, tensors)  # calibration needs the whole float32 model
         calibration = calibrate(model, compression, calibration_text, progress)
         calibration["text"] = options.calibrate
         ranges = preflight(model, tokenizer_dir, context_length, options.allow_overflow, progress)

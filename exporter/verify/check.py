@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 from exporter.calibration import calibration_ids
-from exporter.checkpoint import RandomTensors, build_model, open_checkpoint
+from exporter.checkpoint import RandomTensors, open_checkpoint, whole_model
 from exporter.errors import ExportError, UsageError
 from exporter.hub import check_tokenizer, hub_checkpoint
 from exporter.package import inside, read_manifest, sha256_file
@@ -71,7 +71,7 @@ def source_model(manifest: dict, model_dir: Path | None):
     config, tensors = source_tensors(manifest, model_dir)
     if held_bytes(tensors) > HOLD_LIMIT_BYTES:
         return streamed_model(config, tensors)
-    return build_model(config, {name: tensors.read(name) for name in tensors.names()})
+    return whole_model(config, tensors)
 
 
 def held_bytes(tensors) -> int:

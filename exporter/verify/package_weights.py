@@ -103,11 +103,11 @@ def dequantized_reference(packages, model: OpenELM, function: str = "decode", st
     stream: read each matrix from the package when its layer runs instead of holding them all
     (verification of models too big to hold twice).
     """
-    from exporter.checkpoint import build_model
+    from exporter.checkpoint import whole_model
     from exporter.weights import streamed_model
 
     state = {name: tensor for name, tensor in model.state_dict().items()}
     tensors = PackageTensors(packages, state, model.config, function)
     if stream:
         return streamed_model(model.config, tensors)
-    return build_model(model.config, {name: tensors.read(name) for name in tensors.names()})
+    return whole_model(model.config, tensors)
