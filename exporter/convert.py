@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import warnings
-from contextlib import contextmanager
 
 import numpy as np
 import torch
 
 from exporter.export_module import Chunk, StatefulOpenELM
+from exporter.lean_convert import lean_conversion, validate
 from exporter.model import OpenELM
 
 INPUT_IDS, POSITION, LOGITS = "input_ids", "position", "logits"
 HIDDEN_IN, HIDDEN_OUT = "hidden_in", "hidden_out"  # between the packages of a split model
 STATE_NAMES = ("key_cache", "value_cache")
-FLOAT16_MAX = 65504.0
 
 
 def trace(module: StatefulOpenELM) -> torch.jit.ScriptModule:
@@ -34,32 +33,6 @@ def trace(module: StatefulOpenELM) -> torch.jit.ScriptModule:
     return traced
 
 
-@contextmanager
-def lean_fp16_overflow_check():
-    """coremltools' float16 pass asks of every float32 const whether it exceeds float16's range, by
-    building |w|, a mask, int64 index arrays and a copy of the whole tensor: ~25 bytes per weight at
-    once (over 1 GB for one 3B matrix) and a good part of the conversion time. Same answer from the
-    tensor's max and min first (no copy); only a tensor that reaches past ±65504 takes the full check."""
-    from coremltools.converters.mil.mil.passes.defs.quantization import FP16ComputePrecision
-
-    full_check = FP16ComputePrecision.fp16_overflow
-
-    def fp16_overflow(op) -> bool:
-        for inputs in op.inputs.values():
-            for var in inputs if isinstance(inputs, (list, tuple)) else [inputs]:
-                if var.op is not None and var.op.op_type == "const" and var.is_tensor_or_scalar_of(dtype="fp32"):
-                    value = np.asarray(var.op.val.val)
-                    if value.size and max(abs(float(value.max())), abs(float(value.min()))) > FLOAT16_MAX:
-                        return full_check(op)  # NaN fails the comparison too and lands here, as before
-        return False
-
-    FP16ComputePrecision.fp16_overflow = staticmethod(fp16_overflow)
-    try:
-        yield
-    finally:
-        FP16ComputePrecision.fp16_overflow = staticmethod(full_check)
-
-
 def convert_module(module: StatefulOpenELM, to_program: bool = False):
     """One Core ML function: `tokens_per_call` tokens at `position`, reading and writing the KV-cache states.
 
@@ -76,9 +49,11 @@ def convert_module(module: StatefulOpenELM, to_program: bool = False):
         first = ct.TensorType(name=HIDDEN_IN, shape=(1, tokens, module.config.model_dim), dtype=np.float16)
     output = LOGITS if module.chunk.gives_logits else HIDDEN_OUT
     cache_shape = tuple(traced.key_cache.shape)
-    with lean_fp16_overflow_check():
+    # Same program as plain ct.convert, without its known-answer work (exporter.lean_convert).
+    with lean_conversion(defer_validation=to_program) as pass_pipeline:
         converted = ct.convert(
             traced,
+            pass_pipeline=pass_pipeline,
             inputs=[first, ct.TensorType(name=POSITION, shape=(1,), dtype=np.int32)],
             outputs=[ct.TensorType(name=output, dtype=np.float16)],
             states=[
@@ -92,6 +67,7 @@ def convert_module(module: StatefulOpenELM, to_program: bool = False):
             convert_to="milinternal" if to_program else "mlprogram",
         )
     if to_program:
+        validate(converted)
         from coremltools.converters.mil.mil.passes.pass_registry import PASS_REGISTRY
 
         # The names the saved program will have (dots become underscores), which --quant-map globs match.

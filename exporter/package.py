@@ -44,12 +44,15 @@ def save_functions(programs: dict, destination: Path, default_function: str) -> 
     from coremltools.converters.mil.mil import Program
     from coremltools.converters.mil.mil.passes.pass_registry import PASS_REGISTRY
 
+    from exporter.lean_convert import identity_aware_deduplication
+
     merged = Program()
     for name, program in programs.items():
         merged.add_function(name, program.functions["main"])
     merged.default_function_name = default_function
     merged.export_as_multifunction = True
-    PASS_REGISTRY["common::const_deduplication"]._deduplicate_const_across_functions(merged)
+    with identity_aware_deduplication():  # same answer; shared weight arrays are not compared value by value
+        PASS_REGISTRY["common::const_deduplication"]._deduplicate_const_across_functions(merged)
     model = ct.convert(merged, convert_to="mlprogram", pass_pipeline=ct.PassPipeline.EMPTY,
                        minimum_deployment_target=ct.target.iOS18, compute_units=ct.ComputeUnit.CPU_AND_NE,
                        skip_model_load=True)
