@@ -22,7 +22,8 @@ RESULTS = Path("benchmarks.json")
 QUALITY = Path("benchmarks_quality.json")  # written by `python -m quant.quality`
 KMEANS = Path("benchmarks_kmeans.json")  # written by `python -m quant.bench_kmeans --json ...`
 REPORT = Path("BENCHMARKS.md")
-STAGE_KINDS = ("trace + convert", "fill weights", "quantize", "save", "activation-range preflight")
+STAGE_KINDS = ("trace + convert", "fill weights + quantize", "fill weights", "quantize", "save",
+               "activation-range preflight")  # first prefix that matches names the stage's kind
 SIZE_ORDER = {"270m": 0, "450m": 1, "1_1b": 2, "3b": 3}
 RSS_LIMIT = 20 * 10**9  # of this 24 GB machine: past it a run is stopped and reported, not left to the OOM killer
 

@@ -185,7 +185,7 @@ def export(options: ExportOptions, progress: Progress | None = None) -> ExportRe
             with progress.step(f"save multifunction package{label}"):
                 save_functions(programs, staging / package_name, default_function="decode")
             del programs
-            compression.linear_cache.clear()  # the next chunk has other weights
+            compression.lut_cache.clear()  # the next chunk has other weights
             collect()
             packages.append((chunk, package_name, sizes))
         del model
@@ -234,23 +234,46 @@ def convert_functions(model, plan: WeightPlan | None, tensors, context_length: i
     """Convert, fill and compress prefill and decode into in-memory MIL programs.
 
     `model` is a skeleton whose matrices `plan` fills from `tensors` after conversion, or (plan None)
-    a model holding its real weights. Each program is compressed before the next is converted, and
-    the second reuses the first one's compressed weights (the same arrays: quantize once). Returns
-    the programs and the theoretical sizes, read from the first program before compression.
+    a model holding its real weights. A skeleton's two programs are converted first (placeholders
+    cost nothing), then each matrix is read once into both and compressed a batch at a time, once
+    for both. Returns the programs and the theoretical sizes, read before compression.
     """
+    if plan is None:
+        return convert_whole_functions(model, context_length, prefill_length, compression, progress, chunk, label)
+    programs, expected = {}, None
+    for function, tokens in zip(FUNCTIONS, (prefill_length, 1)):
+        module = StatefulOpenELM(model, context_length, tokens, chunk=chunk)
+        with progress.step(f"trace + convert {function} ({tokens} token{'s' if tokens > 1 else ''}){label}"):
+            programs[function] = convert_module(module, to_program=True)
+        expected = placeholders_of(module)
+        del module
+    sizes = theoretical_sizes(programs[FUNCTIONS[0]], compression,
+                              {plan.matrices[i].name: plan.matrices[i].shape for i in expected})
+
+    def compress(names: list[str]) -> None:
+        compression.apply_to_programs(list(programs.values()), names)
+
+    step = "fill weights" + (f" + quantize ({compression.recipe.name})" if compression.compresses else "")
+    with progress.step(f"{step}{label}"):
+        fill_weights(list(programs.values()), plan, tensors, expected,
+                     after_batch=compress if compression.compresses else None,
+                     shared=not compression.writes_into_weights)
+    return programs, sizes
+
+
+def convert_whole_functions(model, context_length: int, prefill_length: int, compression: Compression,
+                            progress: Progress, chunk: Chunk | None, label: str) -> tuple[dict, dict]:
+    """A model holding its real (e.g. calibrated) weights: each function converted and compressed in turn."""
     programs, sizes = {}, None
     for function, tokens in zip(FUNCTIONS, (prefill_length, 1)):
         module = StatefulOpenELM(model, context_length, tokens, chunk=chunk)
         with progress.step(f"trace + convert {function} ({tokens} token{'s' if tokens > 1 else ''}){label}"):
             program = convert_module(module, to_program=True)
-        if plan is not None:
-            with progress.step(f"fill weights {function}{label}"):
-                fill_weights(program, plan, tensors, placeholders_of(module))
         del module
         sizes = sizes or theoretical_sizes(program, compression)
         if compression.compresses:
             with progress.step(f"quantize {function} ({compression.recipe.name}){label}"):
-                compression.apply_to_program(program)
+                compression.apply_to_programs([program])
         programs[function] = program
         collect()  # the float16 weights of this function are gone once compressed
     return programs, sizes

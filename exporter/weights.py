@@ -109,11 +109,11 @@ def read_matrix(tensors, matrix: Matrix, cache: dict) -> np.ndarray:
     rows = source[start:min(stop, source.shape[0])]
     if stop > source.shape[0]:
         rows = F.pad(rows, (0, 0, 0, stop - source.shape[0]))
-    values = rows.numpy().astype(np.float16)
-    if not np.isfinite(values).all():
+    values = rows.to(torch.float16)  # torch casts on every core; numpy's float16 goes one value at a time
+    if not torch.isfinite(torch.stack(torch.aminmax(values))).all():  # an inf or NaN shows in the min or max
         raise ExportError(f"{matrix.source}: weights beyond float16's range (|w| > 65504); the Neural Engine "
                           "cannot hold them")
-    return values
+    return values.numpy()
 
 
 def placeholders_of(module: nn.Module) -> set[int]:
@@ -121,26 +121,46 @@ def placeholders_of(module: nn.Module) -> set[int]:
     return {placeholder_index(float(p.detach().reshape(-1)[0])) for p in module.parameters() if is_placeholder(p)}
 
 
-def fill_weights(program, plan: WeightPlan, tensors, expected: set[int]) -> None:
-    """Replace every placeholder const of `program` by the real float16 matrix, named for the recipes."""
-    function = program.functions["main"]
-    placeholders = [(op, index) for op in function.operations if (index := placeholder_of(op, plan)) is not None]
-    found, cache, garbage = set(), {}, 0
-    while placeholders:  # popped, so a replaced op is referenced by nothing and can be freed
-        op, index = placeholders.pop(0)
-        garbage += replace_placeholder(function, op, plan.matrices[index], tensors, cache)
-        found.add(index)
-        del op
-        if garbage > GARBAGE_BYTES:
+def fill_weights(programs: list, plan: WeightPlan, tensors, expected: set[int], after_batch=None,
+                 shared: bool = True) -> None:
+    """Replace every placeholder const of each program by the real float16 matrix, named for the recipes.
+
+    Each matrix is read once and the same array goes into every program (prefill and decode share
+    their weights; `shared=False` gives each its own copy, for compression that writes into the array).
+    After each batch of matrices, `after_batch(names)` may compress them, so the
+    float16 weights of only one batch are held at a time.
+    """
+    functions = [program.functions["main"] for program in programs]
+    # Index → that placeholder's op in each program; popped as they go, so replaced ops can be freed.
+    found = [{index: op for op in f.operations if (index := placeholder_of(op, plan)) is not None}
+             for f in functions]
+    for ops in found:
+        if set(ops) != expected:
+            missing = [plan.matrices[i].name for i in sorted(expected - set(ops))]
+            raise ExportError(f"internal: the converted program lost weight matrices {missing[:3]}; run with "
+                              "--debug and report it")
+    cache, garbage = {}, 0
+    for batch in batched(sorted(expected), FILL_BATCH):
+        matrices = [plan.matrices[index] for index in batch]
+        arrays = [read_matrix(tensors, matrix, cache) for matrix in matrices]
+        for number, (function, ops) in enumerate(zip(functions, found)):
+            own = arrays if shared or number == 0 else [values.copy() for values in arrays]
+            replace_placeholders(function, [ops.pop(index) for index in batch], matrices, own)
+        garbage += sum(values.nbytes for values in arrays) * (1 if shared else len(functions))
+        del arrays, own
+        if after_batch is not None:
+            after_batch([matrix.name for matrix in matrices])
+        if garbage > GARBAGE_BYTES:  # compressed float16 arrays sit in reference cycles until collected
             collect()
             garbage = 0
-    if found != expected:
-        missing = [plan.matrices[i].name for i in sorted(expected - found)]
-        raise ExportError(f"internal: the converted program lost weight matrices {missing[:3]}; run with --debug "
-                          "and report it")
 
 
-GARBAGE_BYTES = 256 * 2**20  # replaced placeholders are freed at least this often (pymil ops sit in cycles)
+FILL_BATCH = 16  # matrices filled (and compressed) at a time
+GARBAGE_BYTES = 512 * 2**20  # collected this often: each collection walks every object of both programs
+
+
+def batched(items: list, size: int) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def placeholder_of(op, plan: WeightPlan) -> int | None:
@@ -151,25 +171,24 @@ def placeholder_of(op, plan: WeightPlan) -> int | None:
     index = placeholder_index(float(value.flat[0]))
     if not 0 <= index < len(plan.matrices) or value.shape != plan.matrices[index].shape:
         return None
-    sample = value.reshape(-1)[:: max(1, value.size // 4096)]  # a full min/max costs seconds on big models
-    if not (sample == sample[0]).all():
+    if any(value.strides):  # placeholders stay one broadcast number through conversion (exporter.lean_convert)
         return None  # a real constant that happens to start with a placeholder's value
     return index
 
 
-def replace_placeholder(function, op, matrix: Matrix, tensors, cache: dict) -> int:
-    """Swap in the real matrix; returns the bytes of the placeholder it frees."""
+def replace_placeholders(function, ops: list, matrices: list[Matrix], arrays: list[np.ndarray]) -> None:
+    """Swap in the real matrices."""
     from coremltools.converters.mil import Builder as mb
     from coremltools.converters.mil.mil.scope import ScopeInfo, ScopeSource
 
-    # As a graph pass: the new const inherits the placeholder's source scopes, which the program requires.
-    # One op per scope: the scope keeps the ops it saw alive until it closes.
+    # As a graph pass: the new consts inherit the placeholders' source scopes, which the program requires.
     with mb.scope(ScopeInfo(source=ScopeSource.COREMLTOOLS_GRAPH_PASS, data=["elm_fill_weights"])):
-        with function:
-            real = mb.const(val=read_matrix(tensors, matrix, cache), name=matrix.name, before_op=op)
-        function.replace_uses_of_var_after_op(anchor_op=op, old_var=op.outputs[0], new_var=real)
-        function.remove_ops([op])
-    return op.outputs[0].val.nbytes
+        with function:  # one block for the batch: each exit walks the whole function
+            reals = [mb.const(val=values, name=matrix.name, before_op=op)
+                     for op, matrix, values in zip(ops, matrices, arrays)]
+        for op, real in zip(ops, reals):
+            function.replace_uses_of_var_after_op(anchor_op=op, old_var=op.outputs[0], new_var=real)
+        function.remove_ops(ops)
 
 
 def stream_weights(model, tensors) -> list:

@@ -105,20 +105,25 @@ def batches(configs: dict, size: int = 16) -> list[dict]:
     return [dict(items[i:i + size]) for i in range(0, len(items), size)]
 
 
-def cached_linear_quantizer(cache: dict, config):
-    """coremltools' linear-quantization pass, computing each distinct weight's int data and scales once
-    (prefill and decode carry the same weights). Built on first use: coremltools loads slowly."""
+def shared_linear_quantizer(shared: dict, config):
+    """coremltools' linear-quantization pass, computing the int data and scales of each weight array once
+    for all programs holding that same array (prefill and decode: quantize once), with the float32 steps
+    of quant.blockwise where they give coremltools' result. Built on first use: coremltools loads slowly."""
     from coremltools.optimize.coreml._quantization_passes import linear_quantize_weights
 
-    class CachedLinearQuantizer(linear_quantize_weights):
-        def blockwise_compress_by_dtype(self, original_data, dtype, mode, block_sizes):
-            key = (str(dtype), mode, tuple(block_sizes), original_data.dtype.str, original_data.shape,
-                   hashlib.sha1(original_data.tobytes()).digest())
-            if key not in cache:
-                cache[key] = super().blockwise_compress_by_dtype(original_data, dtype, mode, block_sizes)
-            return cache[key]
+    from quant.blockwise import compress
 
-    return CachedLinearQuantizer(config=config)
+    class SharedLinearQuantizer(linear_quantize_weights):
+        def blockwise_compress_by_dtype(self, original_data, dtype, mode, block_sizes):
+            held = shared.get(id(original_data))
+            if held is None or held[0] is not original_data:  # holding the array keeps its id unique
+                result = compress(original_data, dtype, mode, block_sizes)
+                if result is None:
+                    result = super().blockwise_compress_by_dtype(original_data, dtype, mode, block_sizes)
+                held = shared[id(original_data)] = (original_data, result)
+            return held[1]
+
+    return SharedLinearQuantizer(config=config)
 
 
 def get_recipe(name: str) -> Recipe:
@@ -210,11 +215,15 @@ class Compression:
     group_size: int = DEFAULT_GROUP_SIZE
     per_channel_scale: bool = False
     lut_cache: dict = field(default_factory=dict, compare=False, repr=False)  # shared by both functions
-    linear_cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def compresses(self) -> bool:
         return self.recipe.kind != "float" or bool(self.quant_map)
+
+    @property
+    def writes_into_weights(self) -> bool:
+        """coremltools' per-channel scale divides the weight array in place: programs cannot share it."""
+        return self.per_channel_scale
 
     def validate(self, config) -> None:
         """Fail early (before conversion) when the options cannot apply to this model."""
@@ -249,23 +258,33 @@ class Compression:
             mlmodel = cto.palettize_weights(mlmodel, config=cto.OptimizationConfig(op_name_configs=lut))
         return mlmodel
 
-    def apply_to_program(self, program) -> None:
-        """Compress an in-memory MIL program in place with the same coremltools passes `apply` runs,
-        before it is ever serialized; weights compressed for an earlier function are reused."""
+    def apply_to_programs(self, programs: list, names: list[str] | None = None) -> None:
+        """Compress in-memory MIL programs in place (the `names` weights, else all) with the same coremltools
+        passes `apply` runs, before anything is serialized; an array held by several programs (prefill and
+        decode) is compressed once and the result shared."""
         import coremltools.optimize.coreml as cto
         from coremltools.optimize.coreml._quantization_passes import palettize_weights
 
         from exporter.memory import collect
 
-        linear, lut = self.configs(program)
+        linear, lut = self.configs(programs[0])
+        if names is not None:
+            linear = {n: c for n, c in linear.items() if n in names}
+            lut = {n: c for n, c in lut.items() if n in names}
         # A few weights per pass, then the replaced float16 arrays are freed (they sit in reference cycles).
         # Called as graph passes (not .apply), so the ops they add carry the scopes the program requires.
         for batch in batches(linear):
-            cached_linear_quantizer(self.linear_cache, cto.OptimizationConfig(op_name_configs=batch))(program)
-            collect()
+            shared = {}
+            for program in programs:
+                shared_linear_quantizer(shared, cto.OptimizationConfig(op_name_configs=batch))(program)
+            del shared
+            if names is None:  # else the caller collects (exporter.weights.fill_weights)
+                collect()
         for batch in batches(lut):
-            palettize_weights(config=cto.OptimizationConfig(op_name_configs=batch))(program)
-            collect()
+            for program in programs:
+                palettize_weights(config=cto.OptimizationConfig(op_name_configs=batch))(program)
+            if names is None:
+                collect()
 
     def theoretical_weight_bytes(self, weight_shapes: dict[str, tuple[int, int]]) -> int:
         """Σ weights × bits + scales and tables, for the weight matrices named in `weight_shapes`."""

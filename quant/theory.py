@@ -39,7 +39,8 @@ def other_constant_bytes(mlmodel) -> int:
     return total
 
 
-def theoretical_sizes(mlmodel, compression: Compression) -> dict:
-    weights = compression.theoretical_weight_bytes(weight_matrix_shapes(mlmodel))
+def theoretical_sizes(mlmodel, compression: Compression, weight_shapes: dict | None = None) -> dict:
+    """weight_shapes: the matrices by the names they will have, when the program still holds placeholders."""
+    weights = compression.theoretical_weight_bytes(weight_shapes or weight_matrix_shapes(mlmodel))
     other = other_constant_bytes(mlmodel)
     return {"theoretical_bytes": weights + other, "weight_matrix_bytes": weights, "other_constant_bytes": other}
