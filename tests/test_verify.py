@@ -192,3 +192,19 @@ def test_prompt_needs_a_tokenizer(package_copy, capsys):
     code = run_cli(verify_command, "elm-verify", [str(package_copy), "--prompt", "hello"])
     err = capsys.readouterr().err
     assert code == 1 and "no tokenizer.json" in err
+
+
+def test_random_weights_judge_the_graph_by_kl_alone():
+    """Seeded random weights have near-tied logits whose top-1 swaps under float16 rounding alone (3B int4:
+    97.3% at graph KL 2e-5); their graph is judged by KL, a trained model's by KL and top-1."""
+    from exporter.verify.parity import Comparison, ParityReport, TOTAL_THRESHOLDS
+
+    def report(judge_total, graph_kl, graph_top1):
+        far = Comparison(5.7, 0.52, 0.03, False, 0, 0) if not judge_total else Comparison(1.0, 5e-3, 0.95, True, None, 0)
+        graph = Comparison(0.03, graph_kl, graph_top1, False, 16, 0)
+        return ParityReport("int4", 131, 16, 3, far, TOTAL_THRESHOLDS["int4"], graph, judge_total=judge_total)
+
+    assert report(False, 2e-5, 0.973).passed
+    assert not report(False, 2e-3, 0.973).passed  # a graph error shows in KL
+    assert not report(True, 2e-5, 0.973).passed  # trained weights: top-1 is judged too
+    assert report(True, 2e-5, 0.99).passed

@@ -124,21 +124,22 @@ def verify_export(folder: Path, model_dir: Path | None = None, prompt: str | Non
 
 
 def format_report(report: ParityReport, name: str) -> str:
-    def row(label, c, limits):
+    def row(label, c, limits, note=""):
         if c is None:
             return None
         greedy = "agree" if c.greedy_agree else f"differ@{c.first_divergence}"
         bad = f"  {c.nonfinite} inf/NaN" if c.nonfinite else ""
         return (f"  {label:<28}{c.max_abs_error:>10.4f}{c.mean_kl:>11.2e}{100 * c.top1_agreement:>8.1f}%"
-                f"  {greedy:<11}KL ≤ {limits['mean_kl']:g}, top-1 ≥ {100 * limits['top1']:g}%{bad}")
+                f"  {greedy:<11}KL ≤ {limits['mean_kl']:g}, top-1 ≥ {100 * limits['top1']:g}%{bad}{note}")
 
     lines = [
         f"{name}: recipe {report.recipe}, {report.prompt_tokens} prompt tokens in {report.prefill_calls} prefill "
         f"call(s) + {report.decode_steps} decode steps, {report.seconds:.1f}s",
         f"  {'':<28}{'max|Δlogit|':>10}{'mean KL':>11}{'top-1':>9}  {'greedy':<11}limits",
-        row("vs reference (float32)", report.reference, report.thresholds)
-        + ("" if report.judge_total else "  (random weights: not judged)"),
-        row("vs de-quantized reference", report.dequantized_reference, report.graph_thresholds),
+        row("vs reference (float32)", report.reference, report.thresholds,
+            "" if report.judge_total else "  (random weights: not judged)"),
+        row("vs de-quantized reference", report.dequantized_reference, report.graph_thresholds,
+            "" if report.judge_total else "  (random weights: top-1 not judged)"),
     ]
     if report.sample:
         lines.append(f"  {'greedy continuation':<28}{report.sample['continuation']!r}")

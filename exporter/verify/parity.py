@@ -52,11 +52,11 @@ class Comparison:
     first_divergence: int | None  # decode step where the package's own greedy token first differs
     nonfinite: int  # inf/NaN logits the package produced
 
-    def passes(self, thresholds: dict) -> bool:
+    def passes(self, thresholds: dict, judge_top1: bool = True) -> bool:
         return (
             self.nonfinite == 0
             and self.mean_kl <= thresholds["mean_kl"]
-            and self.top1_agreement >= thresholds["top1"]
+            and (self.top1_agreement >= thresholds["top1"] or not judge_top1)
         )
 
 
@@ -71,7 +71,8 @@ class ParityReport:
     dequantized_reference: Comparison | None = None
     graph_thresholds: dict = field(default_factory=lambda: dict(GRAPH_THRESHOLDS))
     # False for seeded random weights: their near-flat logits give quantization no meaningful tolerance,
-    # so only the graph error (vs the de-quantized reference) is judged.
+    # so only the graph error (vs the de-quantized reference) is judged, and that by KL: near-tied logits
+    # swap their top-1 under float16 rounding alone (3B int4: 4 of 147 positions at graph KL 2e-5).
     judge_total: bool = True
     coreml_runtime: dict | str = "not available on this OS (Core ML runs on macOS only)"
     activation_range: dict | None = None  # exporter.preflight over the verified tokens
@@ -83,7 +84,7 @@ class ParityReport:
     def passed(self) -> bool:
         ok = self.reference.passes(self.thresholds) or (not self.judge_total and self.dequantized_reference is not None)
         if self.dequantized_reference is not None:
-            ok = ok and self.dequantized_reference.passes(self.graph_thresholds)
+            ok = ok and self.dequantized_reference.passes(self.graph_thresholds, judge_top1=self.judge_total)
         return ok
 
     def to_dict(self) -> dict:
