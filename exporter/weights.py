@@ -1,11 +1,13 @@
-"""Weight matrices streamed into the converted program, so the export never holds the model in float32.
+"""Weight matrices streamed into the converted programs, so the export never holds the model in float32.
 
 The export module is traced with *placeholders* for its weight matrices: one value broadcast to
-the matrix's shape, which costs no memory in PyTorch. Each placeholder has its own value, so
-coremltools keeps them apart (it merges identical constants) and each const in the converted
-program says which matrix it stands for. `fill_weights` then swaps in the real matrix, read from
-the checkpoint (or the seed) only at that moment and cast to float16. Peak memory is the
-program's float16 weights once (then compressed), instead of the float32 model plus its copy.
+the matrix's shape, which costs no memory in PyTorch and stays one number through conversion
+(exporter.lean_convert). Each placeholder has its own value, so coremltools keeps them apart (it
+merges identical constants) and each const in the converted program says which matrix it stands
+for. `fill_weights` then swaps in the real matrix, read from the checkpoint (or the seed) only at
+that moment and cast to float16, the same array into prefill and decode, and has each batch
+compressed before reading the next. Peak memory is the compressed weights plus one batch of
+float16 matrices, instead of the float32 model plus its copies.
 
 The same skeleton serves the activation-range preflight: `materialized` loads each matrix just
 before the layer that uses it and drops it after.
