@@ -303,18 +303,20 @@ def main(sizes, recipes, context_length, baseline, verify, workdir, quality, rev
         return
     if quality:
         subprocess.run([sys.executable, "-m", "quant.quality", "--output", str(QUALITY)], check=True)
-    records = []
+    machine_text = machine()
+
+    def record(run: dict) -> None:
+        """Saved as soon as measured: a long run stopped halfway keeps what it finished."""
+        click.echo(json.dumps(run))
+        runs = merge([run])
+        RESULTS.write_text(json.dumps({"machine": machine_text, "runs": runs}, indent=2) + "\n")
+        write_report(runs, machine_text)
+
     for size in filter(None, sizes.split(",")):
         if baseline:
-            records.append(bench_baseline(size, workdir))
-            click.echo(json.dumps(records[-1]))
+            record(bench_baseline(size, workdir))
         for recipe in filter(None, recipes.split(",")):
-            records.append(bench_export(size, recipe, workdir, context_length, verify))
-            click.echo(json.dumps(records[-1]))
-    runs = merge(records)
-    machine_text = machine()
-    RESULTS.write_text(json.dumps({"machine": machine_text, "runs": runs}, indent=2) + "\n")
-    write_report(runs, machine_text)
+            record(bench_export(size, recipe, workdir, context_length, verify))
     click.echo(f"wrote {RESULTS} and {REPORT}")
 
 
