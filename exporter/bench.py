@@ -281,6 +281,11 @@ def quality_section() -> list[str]:
     return lines
 
 
+def save(runs: list[dict], machine_text: str) -> None:
+    RESULTS.write_text(json.dumps({"machine": machine_text, "runs": runs}, indent=2) + "\n")
+    write_report(runs, machine_text)
+
+
 @click.command()
 @click.option("--sizes", default="270m,450m,1_1b,3b", show_default=True)
 @click.option("--recipes", default="none,int4,lut4", show_default=True)
@@ -297,8 +302,7 @@ def main(sizes, recipes, context_length, baseline, verify, workdir, quality, rev
         wanted = set(filter(None, sizes.split(","))), set(filter(None, recipes.split(",")))
         runs = [reverify_run(r, workdir) if r["kind"] == "export" and r["size"] in wanted[0]
                 and r["recipe"] in wanted[1] and not r.get("error") else r for r in runs]
-        RESULTS.write_text(json.dumps({"machine": machine(), "runs": runs}, indent=2) + "\n")
-        write_report(runs, machine())
+        save(runs, machine())
         click.echo(f"wrote {RESULTS} and {REPORT}")
         return
     if quality:
@@ -308,9 +312,7 @@ def main(sizes, recipes, context_length, baseline, verify, workdir, quality, rev
     def record(run: dict) -> None:
         """Saved as soon as measured: a long run stopped halfway keeps what it finished."""
         click.echo(json.dumps(run))
-        runs = merge([run])
-        RESULTS.write_text(json.dumps({"machine": machine_text, "runs": runs}, indent=2) + "\n")
-        write_report(runs, machine_text)
+        save(merge([run]), machine_text)
 
     for size in filter(None, sizes.split(",")):
         if baseline:

@@ -25,15 +25,16 @@ from contextlib import ExitStack, contextmanager
 
 import numpy as np
 
-FLOAT16_MAX = 65504.0
+from exporter.preflight import FLOAT16_MAX
 
 
 @contextmanager
-def patched(owner, name: str, replacement):
+def patched(owner, name: str, wrap):
+    """owner.name is wrap(original) inside the block, the original again after it."""
     original = owner.__dict__[name]
-    setattr(owner, name, replacement)
+    setattr(owner, name, wrap(original))
     try:
-        yield original
+        yield
     finally:
         setattr(owner, name, original)
 
@@ -47,20 +48,21 @@ def is_broadcast(value) -> bool:
 def lean_fp16_overflow_check():
     from coremltools.converters.mil.mil.passes.defs.quantization import FP16ComputePrecision
 
-    full_check = FP16ComputePrecision.fp16_overflow
+    def lean(full_check):
+        def fp16_overflow(op) -> bool:
+            for inputs in op.inputs.values():
+                for var in inputs if isinstance(inputs, (list, tuple)) else [inputs]:
+                    if var.op is not None and var.op.op_type == "const" and var.is_tensor_or_scalar_of(dtype="fp32"):
+                        value = np.asarray(var.op.val.val)
+                        if is_broadcast(value):
+                            value = value[(0,) * value.ndim]  # one number: its max and min
+                        if value.size and max(abs(float(value.max())), abs(float(value.min()))) > FLOAT16_MAX:
+                            return full_check(op)  # NaN fails the comparison too and lands here, as before
+            return False
 
-    def fp16_overflow(op) -> bool:
-        for inputs in op.inputs.values():
-            for var in inputs if isinstance(inputs, (list, tuple)) else [inputs]:
-                if var.op is not None and var.op.op_type == "const" and var.is_tensor_or_scalar_of(dtype="fp32"):
-                    value = np.asarray(var.op.val.val)
-                    if is_broadcast(value):
-                        value = value[(0,) * value.ndim]  # one number: its max and min
-                    if value.size and max(abs(float(value.max())), abs(float(value.min()))) > FLOAT16_MAX:
-                        return full_check(op)  # NaN fails the comparison too and lands here, as before
-        return False
+        return staticmethod(fp16_overflow)
 
-    with patched(FP16ComputePrecision, "fp16_overflow", staticmethod(fp16_overflow)):
+    with patched(FP16ComputePrecision, "fp16_overflow", lean):
         yield
 
 
@@ -68,13 +70,15 @@ def lean_fp16_overflow_check():
 def lean_fp16_underflow_check():
     from coremltools.converters.mil.mil.passes.defs.quantization import FP16ComputePrecision
 
-    with patched(FP16ComputePrecision, "_check_underflow_to_zero", None) as full_check:
+    def lean(full_check):
         def check_underflow_to_zero(self, new_var, var):
             if var.val is not None and np.size(var.val) >= 400:
                 return  # coremltools skips these too, after copying them
             full_check(self, new_var, var)
 
-        FP16ComputePrecision._check_underflow_to_zero = check_underflow_to_zero
+        return check_underflow_to_zero
+
+    with patched(FP16ComputePrecision, "_check_underflow_to_zero", lean):
         yield
 
 
@@ -83,7 +87,7 @@ def broadcast_preserving_cast():
     from coremltools.converters.mil.mil.ops.defs.iOS15.elementwise_unary import cast
     from coremltools.converters.mil.mil.types.type_mapping import string_to_nptype
 
-    with patched(cast, "get_cast_value", None) as full_cast:
+    def lean(full_cast):
         def get_cast_value(cls, input_var, dtype_val):
             value = input_var.val
             if is_broadcast(value):
@@ -91,7 +95,9 @@ def broadcast_preserving_cast():
                 return np.broadcast_to(number, value.shape)
             return full_cast.__func__(cls, input_var, dtype_val)
 
-        cast.get_cast_value = classmethod(get_cast_value)
+        return classmethod(get_cast_value)
+
+    with patched(cast, "get_cast_value", lean):
         yield
 
 
@@ -113,7 +119,7 @@ def identity_aware_deduplication():
     import importlib
 
     module = importlib.import_module("coremltools.converters.mil.mil.passes.defs.cleanup.const_deduplication")
-    with patched(module, "np", NumpyKnowingIdentity()):
+    with patched(module, "np", lambda numpy: NumpyKnowingIdentity()):
         yield
 
 
@@ -122,7 +128,7 @@ def validation_deferred():
     """Program.validate does nothing inside; call `validate` on the result."""
     from coremltools.converters.mil.mil import Program
 
-    with patched(Program, "validate", lambda self, check_essential_scope=False: None):
+    with patched(Program, "validate", lambda full: lambda self, check_essential_scope=False: None):
         yield
 
 

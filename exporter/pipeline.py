@@ -242,9 +242,8 @@ def convert_functions(model, plan: WeightPlan | None, tensors, context_length: i
         return convert_whole_functions(model, context_length, prefill_length, compression, progress, chunk, label)
     programs, expected = {}, None
     for function, tokens in zip(FUNCTIONS, (prefill_length, 1)):
-        module = StatefulOpenELM(model, context_length, tokens, chunk=chunk)
-        with progress.step(f"trace + convert {function} ({tokens} token{'s' if tokens > 1 else ''}){label}"):
-            programs[function] = convert_module(module, to_program=True)
+        programs[function], module = convert_function(model, context_length, tokens, chunk, progress,
+                                                      function, label)
         expected = placeholders_of(module)
         del module
     sizes = theoretical_sizes(programs[FUNCTIONS[0]], compression,
@@ -261,15 +260,20 @@ def convert_functions(model, plan: WeightPlan | None, tensors, context_length: i
     return programs, sizes
 
 
+def convert_function(model, context_length: int, tokens: int, chunk: Chunk | None, progress: Progress,
+                     function: str, label: str):
+    """One function's in-memory MIL program, and the export module it was traced from."""
+    module = StatefulOpenELM(model, context_length, tokens, chunk=chunk)
+    with progress.step(f"trace + convert {function} ({tokens} token{'s' if tokens > 1 else ''}){label}"):
+        return convert_module(module, to_program=True), module
+
+
 def convert_whole_functions(model, context_length: int, prefill_length: int, compression: Compression,
                             progress: Progress, chunk: Chunk | None, label: str) -> tuple[dict, dict]:
     """A model holding its real (e.g. calibrated) weights: each function converted and compressed in turn."""
     programs, sizes = {}, None
     for function, tokens in zip(FUNCTIONS, (prefill_length, 1)):
-        module = StatefulOpenELM(model, context_length, tokens, chunk=chunk)
-        with progress.step(f"trace + convert {function} ({tokens} token{'s' if tokens > 1 else ''}){label}"):
-            program = convert_module(module, to_program=True)
-        del module
+        program, _ = convert_function(model, context_length, tokens, chunk, progress, function, label)
         sizes = sizes or theoretical_sizes(program, compression)
         if compression.compresses:
             with progress.step(f"quantize {function} ({compression.recipe.name}){label}"):

@@ -27,6 +27,7 @@ from exporter.checkpoint import build_model
 from exporter.config import OpenELMConfig
 from exporter.errors import ExportError
 from exporter.memory import collect
+from quant.recipes import batched
 
 EMBEDDING = "transformer.token_embeddings.weight"
 PLACEHOLDER_STEP = 1 / 1024  # placeholder k holds 1 + k/1024: exact in float16 for k < 1024
@@ -159,10 +160,6 @@ def fill_weights(programs: list, plan: WeightPlan, tensors, expected: set[int], 
 
 FILL_BATCH = 16  # matrices filled (and compressed) at a time
 GARBAGE_BYTES = 512 * 2**20  # collected this often: each collection walks every object of both programs
-
-
-def batched(items: list, size: int) -> list[list]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def placeholder_of(op, plan: WeightPlan) -> int | None:

@@ -100,9 +100,12 @@ class CachedLut:
         return self.cache[key]
 
 
+def batched(items: list, size: int) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
 def batches(configs: dict, size: int = 16) -> list[dict]:
-    items = list(configs.items())
-    return [dict(items[i:i + size]) for i in range(0, len(items), size)]
+    return [dict(part) for part in batched(list(configs.items()), size)]
 
 
 def shared_linear_quantizer(shared: dict, config):
