@@ -17,9 +17,9 @@ from pathlib import Path  # noqa: E402
 
 import click  # noqa: E402
 
+from exporter.checkpoint.tokenizer import DEFAULT_TOKENIZER
 from exporter.errors import ExportError
-from exporter.hub import DEFAULT_TOKENIZER
-from exporter.presets import SIZE_CHOICES
+from exporter.model.presets import SIZE_CHOICES
 from quant.recipes import DEFAULT_GROUP_SIZE, DEFAULT_RECIPE, RECIPES
 
 
@@ -110,7 +110,7 @@ def export_command(size, instruct, model_dir, revision, tokenizer, no_tokenizer,
                    per_channel_scale, calibrate, context_length,
                    prefill_length, max_chunk_bytes, output, force, no_verify, random_weights, allow_overflow, quiet, debug):
     """Export an OpenELM model to a stateful Core ML package for the Neural Engine."""
-    from exporter.chunking import parse_bytes
+    from exporter.graph.chunks import parse_bytes
     from exporter.pipeline import ExportOptions, export
     from exporter.progress import Progress
 
@@ -137,8 +137,8 @@ def export_command(size, instruct, model_dir, revision, tokenizer, no_tokenizer,
     click.echo(f"  decode ceiling (upper bound, {ceiling['bytes_per_decode_token'] / 1e6:.1f} MB read per token): "
                f"{speeds}")
     if result.report is not None:
-        from exporter.verify.check import format_report
         from exporter.verify.cli import VerificationFailed
+        from exporter.verify.report import format_report
 
         click.echo(format_report(result.report, manifest["name"]))
         if not result.report.passed:

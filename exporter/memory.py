@@ -28,3 +28,8 @@ def pin_mmap_threshold() -> bool:
 
 def collect() -> None:
     gc.collect()
+
+
+def batched(items: list, size: int) -> list[list]:
+    """`items` in consecutive lists of `size` (the last may be shorter): work a batch at a time."""
+    return [items[i:i + size] for i in range(0, len(items), size)]

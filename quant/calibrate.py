@@ -26,15 +26,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from exporter.checkpoint.text import sample_ids
+from exporter.checkpoint.tokenizer import check_tokenizer
 from exporter.errors import ExportError, UsageError
-from exporter.model import OpenELM, rotary_tables
-from quant.recipes import Compression, Recipe, assign
+from exporter.model.names import program_name
+from exporter.model.openelm import OpenELM, rotary_tables
+from exporter.progress import Progress
+from quant.recipes import INT_BLOCK_SIZE, Recipe, assign
 
 SEQUENCES = 8  # calibration sequences fed through the model
 SEQUENCE_LENGTH = 128  # tokens per sequence, BOS first (capped at the model's context)
 PROJECTIONS = ("attn.qkv_proj", "attn.out_proj", "ffn.proj_1", "ffn.proj_2")
 METADATA = "_COREML_"  # prefix of coremltools' compression-metadata buffers
-INT_BLOCK_SIZE = 32  # int4 per-block scales, as `Recipe.op_config` uses
 
 
 # --- calibration text ------------------------------------------------------------------------------
@@ -52,12 +55,10 @@ def tokens_needed(config) -> int:
 def calibration_tokens(path: str | Path | None, tokenizer_dir: Path | None, vocab_size: int, bos_id: int,
                        count: int) -> list[int]:
     """`count` token ids of calibration text: the file at `path`, or (None) the built-in held-out text."""
-    from exporter.calibration import calibration_ids
-
     if tokenizer_dir is None:  # without one the built-in text would become random ids: useless statistics
         raise UsageError("--calibrate needs a tokenizer to read the calibration text; drop --no-tokenizer")
     if path is None:  # one extra id: the tokenizer's own BOS, which the sequences add back themselves
-        return [i for i in calibration_ids(tokenizer_dir, vocab_size, bos_id, count + 1) if i != bos_id][:count]
+        return [i for i in sample_ids(tokenizer_dir, vocab_size, bos_id, count + 1) if i != bos_id][:count]
     path = Path(path)
     try:
         text = path.read_bytes().decode("utf-8")
@@ -71,8 +72,6 @@ def calibration_tokens(path: str | Path | None, tokenizer_dir: Path | None, voca
         raise ExportError(f"calibration file {path} cannot be read ({e.strerror})") from None
     if not text.strip():
         raise ExportError(f"calibration file {path} is empty; give it a few pages of text like the prompts")
-    from exporter.hub import check_tokenizer
-
     ids = [i for i in check_tokenizer(tokenizer_dir).encode(text).ids if i != bos_id]
     if len(ids) < count:
         raise ExportError(
@@ -102,10 +101,10 @@ def module_names(config) -> list[str]:
 def const_name(module_name: str) -> str:
     """The converted program's name for a layer's weight (`--quant-map` globs match it):
     transformer.layers.3.ffn.proj_2 → layers_3_ffn_proj_2_weight."""
-    return module_name.removeprefix("transformer.").replace(".", "_") + "_weight"
+    return program_name(module_name + ".weight")
 
 
-def calibration_plan(config, compression: Compression) -> dict[str, Recipe]:
+def calibration_plan(config, compression) -> dict[str, Recipe]:
     """Torch module name → recipe, for the transformer layers whose recipe compresses (what --quant-map says)."""
     names = module_names(config)
     chosen = assign([const_name(n) for n in names], compression.recipe, compression.quant_map)
@@ -201,7 +200,7 @@ def _drop_zero_point(layer: nn.Module) -> None:
 # --- sensitivity-weighted k-means (lutN) -----------------------------------------------------------
 
 
-def skm_config(recipe: Recipe, compression: Compression):
+def skm_config(recipe: Recipe, compression):
     from coremltools.optimize.torch.palettization import ModuleSKMPalettizerConfig
 
     return ModuleSKMPalettizerConfig(
@@ -216,7 +215,7 @@ def next_token_loss(model: OpenELM, ids: torch.Tensor) -> torch.Tensor:
 
 
 def run_skm(model: OpenELM, plan: dict[str, Recipe], sequences: list[torch.Tensor],
-            compression: Compression) -> dict[str, float]:
+            compression) -> dict[str, float]:
     """Sensitivity (Fisher: squared gradients of the next-token loss) weighted k-means on the `plan`'s layers."""
     from coremltools.optimize.torch.palettization import SKMPalettizer, SKMPalettizerConfig
 
@@ -259,14 +258,12 @@ def _quiet_coremltools():
         logger.setLevel(level)
 
 
-def calibrate(model: OpenELM, compression: Compression, token_ids: list[int], progress=None) -> dict:
+def calibrate(model: OpenELM, compression, token_ids: list[int], progress=None) -> dict:
     """Compress `model`'s transformer layers in place with calibration data; returns export.json's record.
 
-    Conversion afterwards (exporter.convert.convert) emits these layers already compressed, so
+    Conversion afterwards (exporter.coreml.convert) emits these layers already compressed, so
     `Compression.apply` leaves them alone. The tied embedding is not calibrated: apply compresses it.
     """
-    from exporter.progress import Progress
-
     progress = progress or Progress(quiet=True)
     plan = calibration_plan(model.config, compression)
     sequences = split_sequences(token_ids, model.config.bos_token_id, sequence_length(model.config))

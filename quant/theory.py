@@ -6,7 +6,7 @@ import hashlib
 
 import numpy as np
 
-from quant.recipes import Compression, mil_program, weight_matrix_vars
+from quant.program import mil_program, weight_matrix_vars
 
 
 def weight_matrix_shapes(mlmodel) -> dict[str, tuple[int, int]]:
@@ -39,7 +39,7 @@ def other_constant_bytes(mlmodel) -> int:
     return total
 
 
-def theoretical_sizes(mlmodel, compression: Compression, weight_shapes: dict | None = None) -> dict:
+def theoretical_sizes(mlmodel, compression, weight_shapes: dict | None = None) -> dict:
     """weight_shapes: the matrices by the names they will have, when the program still holds placeholders."""
     weights = compression.theoretical_weight_bytes(weight_shapes or weight_matrix_shapes(mlmodel))
     other = other_constant_bytes(mlmodel)

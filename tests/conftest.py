@@ -1,4 +1,4 @@
-"""Shared fixtures: small OpenELM configs with the real layer-wise pattern, and seeded checkpoints on disk."""
+"""Shared fixtures: a small OpenELM config and a seeded checkpoint of it on disk; the `e2e` marker."""
 
 from __future__ import annotations
 
@@ -9,23 +9,8 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # as the CLI does: coremltools' prog
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from exporter.checkpoint import random_state_dict, save_checkpoint  # noqa: E402
-from exporter.config import OpenELMConfig, expand_layerwise  # noqa: E402
-
-
-def small_config(num_layers: int = 4, model_dim: int = 256, head_dim: int = 32, vocab_size: int = 512, **overrides):
-    """A few-layer OpenELM whose heads and FFN widths vary per layer like the real ones."""
-    layers = expand_layerwise(num_layers, model_dim, head_dim, 4, (0.5, 1.0), (0.5, 4.0))
-    fields = dict(
-        num_transformer_layers=num_layers,
-        model_dim=model_dim,
-        head_dim=head_dim,
-        vocab_size=vocab_size,
-        max_context_length=128,
-        **layers,
-    )
-    fields.update(overrides)
-    return OpenELMConfig(**fields)
+from exporter.model.load import random_state_dict, save_checkpoint  # noqa: E402
+from tests.helpers import small_config  # noqa: E402
 
 
 @pytest.fixture
@@ -45,3 +30,7 @@ def checkpoint_dir(tmp_path, config):
 def _deterministic_threads():
     torch.manual_seed(0)
     yield
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "e2e: runs a whole export (slow); `pytest -m 'not e2e'` runs the unit tests alone")

@@ -20,7 +20,8 @@ from exporter.errors import ExportError
 @click.option("--debug", is_flag=True, help="Show tracebacks and library warnings.")
 def verify_command(path, prompt, tokens, steps, model_dir, as_json, debug):
     """Prove an exported package matches the PyTorch reference, on any OS (exit 1 outside the thresholds)."""
-    from exporter.verify.check import format_report, verify_export
+    from exporter.verify.check import verify_export
+    from exporter.verify.report import format_report
 
     if steps < 0:
         raise click.BadParameter(f"{steps} must be ≥ 0", param_hint="--steps")

@@ -19,11 +19,11 @@ import hashlib
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from exporter.coreml.package import load_program
 from exporter.verify.ops import OPS, ExecutorError, OpInfo, StateSlot, UnsupportedOpError
 
 __all__ = ["ExecutorError", "ExecutorStats", "ProgramExecutor", "TensorSignature", "UnsupportedOpError"]
@@ -309,21 +309,6 @@ def single_threaded_numpy_blas():
 
 
 # --- the executor ---------------------------------------------------------------------------------
-
-
-def load_program(mlpackage_path):
-    """The pymil program of a saved package (all functions), read without Core ML."""
-    import coremltools as ct
-    from coremltools.converters.mil.frontend.milproto.load import load
-
-    path = Path(mlpackage_path)
-    if not path.exists():
-        raise ExecutorError(f"no Core ML package at {path}")
-    model = ct.models.MLModel(str(path), skip_model_load=True)
-    spec = model.get_spec()
-    if spec.WhichOneof("Type") != "mlProgram":
-        raise ExecutorError(f"{path} is not an ML program (found {spec.WhichOneof('Type')})")
-    return load(spec, specification_version=spec.specificationVersion, file_weights_dir=model.weights_dir)
 
 
 class ProgramExecutor:

@@ -1,0 +1,143 @@
+"""Writing export.json: everything an app needs to drive the package(s), and everything needed to reproduce them."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+from exporter.coreml.package import WEIGHTS_IN_PACKAGE, read_signatures
+from exporter.files import folder_bytes, folder_files, sha256_file
+from exporter.graph.cache import CacheLayout
+from exporter.graph.chunks import Chunk
+from exporter.graph.signature import (
+    DEFAULT_FUNCTION,
+    HIDDEN_IN,
+    HIDDEN_OUT,
+    INPUT_IDS,
+    LOGITS,
+    POSITION,
+    STATE_NAMES,
+)
+from exporter.graph.vocab import vocab_split
+from exporter.manifest.document import MANIFEST_FORMAT
+from exporter.model.config import OpenELMConfig
+
+
+def size_report(package: Path, package_bytes: int, sizes: dict) -> dict:
+    """Bytes on disk against theory; the program text (model.mlmodel) is a fixed cost apart from the weights."""
+    weight_file = (package / WEIGHTS_IN_PACKAGE).stat().st_size
+    return {
+        **sizes,
+        "weight_file_bytes": weight_file,
+        "program_bytes": package_bytes - weight_file,
+        "package_bytes": package_bytes,
+        "weights_to_theory": round(weight_file / sizes["theoretical_bytes"], 4),
+        "package_to_theory": round(package_bytes / sizes["theoretical_bytes"], 4),
+    }
+
+
+def chunk_entry(staging: Path, chunk: Chunk, package_name: str, sizes: dict, config: OpenELMConfig,
+                context_length: int) -> dict:
+    """One package of the export: its layers, signature, states and cache layout, bytes and checksum."""
+    package = staging / package_name
+    functions, states = read_signatures(package)
+    package_bytes = folder_bytes(package)
+    kv_heads = tuple(config.num_kv_heads[chunk.start:chunk.stop])
+    return {
+        "package": package_name,
+        "layers": [chunk.start, chunk.stop],
+        "input": INPUT_IDS if chunk.takes_ids else HIDDEN_IN,
+        "output": LOGITS if chunk.gives_logits else HIDDEN_OUT,
+        "functions": functions,
+        "states": states,
+        "kv_cache": CacheLayout(kv_heads, context_length, config.head_dim).to_dict(),
+        "package_bytes": package_bytes,
+        "weights_file": str(WEIGHTS_IN_PACKAGE),
+        "weights_sha256": sha256_file(package / WEIGHTS_IN_PACKAGE),
+        "size": size_report(package, package_bytes, sizes),
+    }
+
+
+def total_size(chunks: list[dict]) -> dict:
+    """The chunks' size reports added up (one chunk: its own report)."""
+    if len(chunks) == 1:
+        return chunks[0]["size"]
+    keys = ("theoretical_bytes", "weight_matrix_bytes", "other_constant_bytes", "weight_file_bytes",
+            "program_bytes", "package_bytes")
+    total = {key: sum(c["size"][key] for c in chunks) for key in keys}
+    total["weights_to_theory"] = round(total["weight_file_bytes"] / total["theoretical_bytes"], 4)
+    total["package_to_theory"] = round(total["package_bytes"] / total["theoretical_bytes"], 4)
+    return total
+
+
+def build_manifest(name: str, packages: list, staging: Path, source: dict, config: OpenELMConfig,
+                   context_length: int, prefill_length: int, max_chunk_bytes: int | None, quantization: dict,
+                   tokenizer: dict | None) -> dict:
+    """export.json for the saved `packages` [(chunk, package name, theoretical sizes)] in `staging`.
+
+    source, quantization, tokenizer: the records of where the weights came from, how they were
+    compressed, and which tokenizer files the folder holds (None: none).
+    """
+    import coremltools as ct
+    import torch
+
+    chunks = [chunk_entry(staging, chunk, package_name, sizes, config, context_length)
+              for chunk, package_name, sizes in packages]
+    single = chunks[0] if len(chunks) == 1 else None
+    pieces, piece_size = vocab_split(config.vocab_size)
+    return {
+        "format": MANIFEST_FORMAT,
+        "name": name,
+        # One package: described here directly. Several: `chunks`, run in order, each with its own states.
+        "package": single and single["package"],
+        "chunks": chunks,
+        "source": source,
+        "model": config.to_dict(),
+        "context_length": context_length,
+        "prefill_length": prefill_length,
+        "vocab_size": config.vocab_size,
+        "bos_token_id": config.bos_token_id,
+        "eos_token_id": config.eos_token_id,
+        "tokenizer": tokenizer,
+        "functions": single and single["functions"],
+        "default_function": DEFAULT_FUNCTION,
+        "inputs": {INPUT_IDS: "token ids, int32 [1, T]", POSITION: "index of the first token in the sequence",
+                   HIDDEN_IN: "chunks after the first: the previous chunk's hidden_out, float16 [1, T, model_dim]"},
+        "outputs": {LOGITS: "float16 [1, T, pieces, piece_size]; flatten the last two axes, keep vocab_size",
+                    HIDDEN_OUT: "chunks before the last: float16 [1, T, model_dim], the next chunk's hidden_in"},
+        "states": single and single["states"],
+        "state_names": list(STATE_NAMES),
+        "kv_cache": single and single["kv_cache"],
+        "logits_layout": {"pieces": pieces, "piece_size": piece_size},
+        "driving": (
+            "split the prompt ids (BOS first) into chunks of prefill_length, pad the last chunk, call prefill "
+            "with position = chunk start; take the logits row of the last real token; then call decode with "
+            "each new token at position = its index; stop before position reaches context_length. With several "
+            "chunks, every call runs them in order (same function, same position), each with its own state, "
+            "feeding hidden_out to the next chunk's hidden_in"
+        ),
+        "quantization": quantization,
+        "max_chunk_bytes": max_chunk_bytes,
+        "package_bytes": sum(c["package_bytes"] for c in chunks),
+        "weights_file": str(WEIGHTS_IN_PACKAGE),
+        "weights_sha256": single and single["weights_sha256"],
+        "size": total_size(chunks),
+        "versions": {
+            "coremltools": ct.__version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "elm-export": own_version(),
+        },
+        "deployment_target": "iOS18",
+        "compute_precision": "float16",
+        "verification": None,
+    }
+
+
+def own_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("elm-export")
+    except PackageNotFoundError:
+        return "unknown"

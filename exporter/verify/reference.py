@@ -1,0 +1,148 @@
+"""The references a package is compared with: the checkpoint it came from, and the package's own weights.
+
+The first is the float32 model of the checkpoint (held, or streamed layer by layer when too big).
+The second carries the weights the package really holds, de-quantized by coremltools' own
+expansion (`materialized_val_inference`, independent of our executor), so it isolates the error
+of the graph from the error of the compression.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from exporter.checkpoint.sources import Source
+from exporter.coreml.package import load_program
+from exporter.errors import ExportError
+from exporter.model.config import OpenELMConfig
+from exporter.model.load import open_checkpoint, open_source, whole_model
+from exporter.model.names import EMBEDDING, program_name
+from exporter.model.openelm import KVCache, OpenELM
+from exporter.model.streamed import streamed_model
+
+HOLD_LIMIT_BYTES = 3 * 10**9  # a bigger float32 reference is streamed from its checkpoint (OpenELM-1.1B and 3B)
+
+
+def weight_ops(function) -> dict:
+    """Every weight-like constant of a function, keyed by op name: a const, or the constexpr that expands
+    compressed data (whose data, scales and tables are not weights themselves)."""
+    ops = {}
+    for op in function.operations:
+        if any(child.op_type.startswith("constexpr_") for child in op.outputs[0].child_ops):
+            continue
+        if op.op_type.startswith("constexpr_") or (
+                op.op_type == "const" and op.outputs[0].val is not None and np.ndim(op.outputs[0].val) >= 1):
+            ops[op.name] = op
+    return ops
+
+
+def value_of(op) -> np.ndarray:
+    """A weight as the device sees it: de-quantized by coremltools' own expansion."""
+    if op.op_type.startswith("constexpr_"):
+        return np.asarray(op.materialized_val_inference())
+    return np.asarray(op.outputs[0].val)
+
+
+def constant_values(function) -> dict[str, np.ndarray]:
+    """Every weight-like constant of a function, de-quantized, keyed by op name."""
+    return {name: value_of(op) for name, op in weight_ops(function).items()}
+
+
+def find(values: dict, prefix: str):
+    for name, value in values.items():
+        if name == prefix or (name.startswith(prefix + "_") and not name[len(prefix) + 1 :][:1].isdigit()):
+            return value
+    return None
+
+
+class PackageTensors:  # a TensorSource (exporter.checkpoint.tensors)
+    """The package's own weights by checkpoint name (float16-rounded, de-quantized), expanded one at a
+    time when read, like the checkpoint readers; tensors the program folded away come from `fallback`.
+
+    packages: one package, or the chunks of a split export (their weights together make the model).
+    """
+
+    def __init__(self, packages, fallback: dict[str, torch.Tensor], config: OpenELMConfig, function: str = "decode"):
+        packages = [packages] if isinstance(packages, (str, Path)) else list(packages)
+        self.where = str(packages[0])
+        self.ops = {}
+        for package in packages:
+            self.ops.update(weight_ops(load_program(package).functions[function]))
+        self.fallback, self.config = fallback, config
+        self.expected = {name: tuple(t.shape) for name, t in fallback.items()}
+        self.pieces = []
+        while (piece := find(self.ops, f"vocab_pieces_{len(self.pieces)}")) is not None:
+            self.pieces.append(piece)
+        if not self.pieces:
+            raise ExportError(f"{self.where}: no vocabulary weights found; was it written by elm-export?")
+
+    def names(self) -> list[str]:
+        return list(self.expected)
+
+    def read(self, name: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        if name == EMBEDDING:
+            table = np.concatenate([value_of(op) for op in self.pieces])[: self.config.vocab_size]
+            return torch.from_numpy(table.astype(np.float32)).to(dtype)
+        op = find(self.ops, program_name(name))
+        if op is None:
+            if name.endswith("proj.weight") or "proj_" in name:
+                raise ExportError(f"{self.where}: weight for {name} not found in the program")
+            return self.fallback[name].to(dtype)  # a norm weight folded into another op keeps its value
+        value = value_of(op)
+        if tuple(value.shape) != self.expected[name]:
+            raise ExportError(f"{self.where}: {name} has shape {value.shape}, expected {self.expected[name]}")
+        return torch.from_numpy(value.astype(np.float32)).to(dtype)
+
+
+def dequantized_reference(packages, model: OpenELM, function: str = "decode", stream: bool = False) -> OpenELM:
+    """A model whose weights are the package's own (float16-rounded, de-quantized) weights.
+
+    stream: read each matrix from the package when its layer runs instead of holding them all
+    (verification of models too big to hold twice).
+    """
+    state = {name: tensor for name, tensor in model.state_dict().items()}
+    tensors = PackageTensors(packages, state, model.config, function)
+    if stream:
+        return streamed_model(model.config, tensors)
+    return whole_model(model.config, tensors)
+
+
+def source_tensors(manifest: dict, model_dir: Path | None):
+    """(config, tensors) of the checkpoint the package came from: --model-dir, or the source export.json records."""
+    if model_dir is not None:
+        return open_checkpoint(Path(model_dir))
+    return open_source(Source.from_dict(manifest.get("source") or {}))
+
+
+def source_model(manifest: dict, model_dir: Path | None) -> OpenELM:
+    """The float32 reference: held in memory, or streamed layer by layer when it is too big to hold."""
+    config, tensors = source_tensors(manifest, model_dir)
+    if held_bytes(tensors) > HOLD_LIMIT_BYTES:
+        return streamed_model(config, tensors)
+    return whole_model(config, tensors)
+
+
+def held_bytes(tensors) -> int:
+    return 4 * sum(math.prod(shape) for shape in tensors.expected.values())
+
+
+@torch.no_grad()
+def reference_run(model: OpenELM, prompt: list[int], steps: int) -> tuple[list[int], np.ndarray]:
+    """Greedy continuation and the logits at every position (prompt and decode), float32."""
+    cache = KVCache(model.config.num_transformer_layers)
+    logits = model(torch.tensor([prompt]), cache)[0]
+    rows, tokens = [logits], list(prompt)
+    for _ in range(steps):
+        tokens.append(int(rows[-1][-1].argmax()))
+        rows.append(model(torch.tensor([[tokens[-1]]]), cache)[0])
+    return tokens, torch.cat(rows)[: len(tokens)].float().numpy()
+
+
+@torch.no_grad()
+def logits_for(model: OpenELM, tokens: list[int]) -> np.ndarray:
+    """Float32 logits at every position of `tokens`, in one full-sequence pass."""
+    return model(torch.tensor([tokens]))[0].float().numpy()
