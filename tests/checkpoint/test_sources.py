@@ -34,7 +34,7 @@ def run_offline(hf_home, code):
 def test_size_resolves_from_offline_cache(tmp_path, config):
     snapshot = fake_hub_cache(tmp_path, "apple/OpenELM-270M-Instruct", config)
     code = (
-        "from exporter.hub import resolve_source; from exporter.model import OpenELM\n"
+        "from exporter.model.load import load_checkpoint, resolve_source\n"
         "s = resolve_source(size='270m', instruct=True)\n"
         "print(s.folder); print(s.to_dict()); print(load_checkpoint(s.folder).config.num_query_heads)"
     )
@@ -47,7 +47,7 @@ def test_size_resolves_from_offline_cache(tmp_path, config):
 
 
 def test_size_not_in_offline_cache_explains(tmp_path):
-    code = "from exporter.hub import resolve_source\nresolve_checkpoint(size='450m')"
+    code = "from exporter.model.load import resolve_source\nresolve_source(size='450m')"
     result = run_offline(tmp_path, code)
     assert result.returncode != 0
     assert "cannot get the checkpoint apple/OpenELM-450M" in result.stderr
@@ -98,7 +98,7 @@ def test_corrupt_tokenizer_json(tmp_path):
 
 
 def test_gated_tokenizer_offline_gives_instructions(tmp_path):
-    code = "from exporter.hub import resolve_tokenizer\nresolve_tokenizer('meta-llama/Llama-2-7b-hf')"
+    code = "from exporter.checkpoint.tokenizer import resolve_tokenizer\nresolve_tokenizer('meta-llama/Llama-2-7b-hf')"
     result = run_offline(tmp_path, code)
     assert result.returncode != 0
     assert "cannot get the tokenizer meta-llama/Llama-2-7b-hf" in result.stderr
