@@ -22,7 +22,7 @@ demo: install
 
 # Benchmarks (never part of `make test`): BENCH_ARGS="--sizes 450m --recipes int4" runs one at a time.
 bench: install
-	$(BIN)/python -m exporter.bench $(BENCH_ARGS)
+	$(BIN)/python -m exporter.tools.bench $(BENCH_ARGS)
 
 test-python:
 	$(BIN)/python -m pytest -q
@@ -39,7 +39,7 @@ tiny-model:
 	@dpkg -s bible-kjv >/dev/null 2>&1 || { \
 		sudo=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
 		$$sudo apt-get update && $$sudo apt-get install -y bible-kjv; }
-	$(BIN)/python -m exporter.tiny.train --out exporter/assets/openelm-tiny
+	$(BIN)/python -m exporter.tools.tiny.train --out exporter/assets/openelm-tiny
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -30,7 +30,7 @@ from exporter.checkpoint.text import sample_ids
 from exporter.checkpoint.tokenizer import check_tokenizer
 from exporter.errors import ExportError, UsageError
 from exporter.model.names import program_name
-from exporter.model.openelm import OpenELM, rotary_tables
+from exporter.model.openelm import OpenELM, ReferenceContext
 from exporter.progress import Progress
 from quant.recipes import INT_BLOCK_SIZE, Recipe, assign
 
@@ -127,20 +127,19 @@ class _FixedContextLayer(nn.Module):
     """A decoder layer as `x -> layer(x)`: coremltools feeds each layer one tensor, and every
     calibration sequence has the same length, so rotary tables and causal mask are fixed."""
 
-    def __init__(self, layer: nn.Module, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor):
+    def __init__(self, layer: nn.Module, context: ReferenceContext):
         super().__init__()
         self.layer = layer
-        self.context = (cos, sin, mask)  # a plain tuple: not buffers, so not part of any state dict
+        self.context = context  # a plain object: its tables are not buffers, so not part of any state dict
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layer(x, *self.context, None)
+        return self.layer(x, self.context)
 
 
 def _layer_stack(model: OpenELM, length: int) -> nn.Module:
-    cos, sin = rotary_tables(torch.arange(length), model.config.head_dim, model.config.rope_freq_constant)
-    mask = torch.arange(length)[None, :] <= torch.arange(length)[:, None]
+    context = ReferenceContext.causal(model.config, 0, length)
     stack = nn.Module()
-    stack.layers = nn.ModuleList(_FixedContextLayer(layer, cos, sin, mask) for layer in model.transformer.layers)
+    stack.layers = nn.ModuleList(_FixedContextLayer(layer, context) for layer in model.transformer.layers)
     return stack
 
 

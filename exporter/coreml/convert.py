@@ -11,6 +11,7 @@ from exporter.coreml.lean import lean_conversion, validate
 from exporter.graph.chunks import Chunk
 from exporter.graph.signature import HIDDEN_IN, HIDDEN_OUT, INPUT_IDS, LOGITS, POSITION, STATE_NAMES
 from exporter.graph.stateful import StatefulOpenELM
+from exporter.graph.weights import WeightPlan
 from exporter.model.openelm import OpenELM
 
 
@@ -74,6 +75,7 @@ def convert_module(module: StatefulOpenELM, to_program: bool = False):
 
 
 def convert(model: OpenELM, context_length: int, tokens_per_call: int, to_program: bool = False,
-            chunk: Chunk | None = None):
+            chunk: Chunk | None = None, weight_plan: WeightPlan | None = None):
     """Convert the export module of `model` (or of its `chunk`) for calls of `tokens_per_call` tokens."""
-    return convert_module(StatefulOpenELM(model, context_length, tokens_per_call, chunk=chunk), to_program)
+    module = StatefulOpenELM(model, context_length, tokens_per_call, chunk=chunk, weight_plan=weight_plan)
+    return convert_module(module, to_program)

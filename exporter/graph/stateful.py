@@ -99,38 +99,6 @@ class StatefulOpenELM(nn.Module):
             x = x + rows * inside.to(rows.dtype)
         return x
 
-    def rotate(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        half = x.shape[-1] // 2
-        swapped = torch.cat((x[..., half:], x[..., :half]), dim=-1)
-        return x * cos + swapped * sin
-
-    def attention(self, layer: int, x, cos, sin, mask, position) -> torch.Tensor:
-        """Layer `layer` of this chunk (0 = its first): projections, cache update, attention."""
-        attn = list(self.layers.values())[layer].attn
-        tokens, head_dim = x.shape[1], self.config.head_dim
-        num_q, num_kv = attn.num_q, attn.num_kv
-        heads = attn.qkv_proj(x).view(1, tokens, num_q + 2 * num_kv, head_dim).transpose(1, 2)
-        q, k, v = heads.split([num_q, num_kv, num_kv], dim=1)
-        eps = self.config.norm_eps
-        q = self.rotate(rms_norm_fp16_safe(q, attn.q_norm.weight, eps), cos, sin)
-        k = self.rotate(rms_norm_fp16_safe(k, attn.k_norm.weight, eps), cos, sin)
-
-        first = self.layout.offsets[layer]
-        heads_slice = slice(first, first + num_kv)
-        # Core ML States: a slice assignment into the buffer becomes an in-place state update.
-        self.key_cache[:, heads_slice, position : position + tokens, :] = k.to(self.key_cache.dtype)
-        self.value_cache[:, heads_slice, position : position + tokens, :] = v.to(self.value_cache.dtype)
-        keys = self.key_cache[:, heads_slice].to(x.dtype)
-        values = self.value_cache[:, heads_slice].to(x.dtype)
-
-        # GQA without repeating keys: query heads g*j..g*j+g-1 share KV head j, so the queries
-        # are regrouped to [1, kv, g*T, hd] (rank 4, Neural Engine friendly).
-        q = q.reshape(1, num_kv, self.groups * tokens, head_dim) * (1.0 / math.sqrt(head_dim))  # float16: scale before the dot product
-        scores = torch.matmul(q, keys.transpose(-1, -2)) + mask
-        y = torch.matmul(scores.softmax(dim=-1), values)
-        y = y.reshape(1, num_q, tokens, head_dim).transpose(1, 2).reshape(1, tokens, num_q * head_dim)
-        return attn.out_proj(y)
-
     def forward(self, inputs: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
         """inputs: token ids [1, T] for the first chunk, else the previous chunk's hidden states [1, T, dim]."""
         start = position[0]
@@ -141,13 +109,51 @@ class StatefulOpenELM(nn.Module):
         x = self.embed(inputs) if self.chunk.takes_ids else inputs.to(self.rope_cos.dtype)
         # Additive mask from scalars (not a select between broadcast constants, which would be stored as weights).
         mask = (1.0 - visible.to(x.dtype)) * MASK_VALUE
-        eps = self.config.norm_eps
-        for i, layer in enumerate(self.layers.values()):
-            h = x + self.attention(i, rms_norm_fp16_safe(x, layer.attn_norm.weight, eps), cos, sin, mask, start)
-            x = h + layer.ffn(rms_norm_fp16_safe(h, layer.ffn_norm.weight, eps))
+        ctx = DeviceContext(self, cos, sin, mask, start)
+        for layer in self.layers.values():
+            x = layer.forward(x, ctx)  # not a module call, which would trace to a sub-graph with its constants pooled
         if not self.chunk.gives_logits:
             return x
-        x = rms_norm_fp16_safe(x, self.final_norm.weight, eps)
+        x = ctx.norm(x, self.final_norm)
         # Neural Engine: one projection per vocabulary piece (≤ 16384 rows), stacked on a new axis
         # so the output has no dimension over 16384; flattening the last two axes gives the vocab.
         return torch.stack([F.linear(x, piece) for piece in self.vocab_pieces], dim=2)
+
+
+class DeviceContext:
+    """The export graph's numerics (see exporter.model.openelm.Context) for one call of T tokens at `position`."""
+
+    def __init__(self, graph: StatefulOpenELM, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor,
+                 position: torch.Tensor):
+        self.graph = graph
+        self.cos, self.sin = cos, sin  # [T, head_dim], sin signed for the swapped halves
+        self.mask = mask  # [g*T, context] additive
+        self.position = position
+
+    def norm(self, x: torch.Tensor, norm: nn.Module) -> torch.Tensor:
+        return rms_norm_fp16_safe(x, norm.weight, norm.eps)  # float16: never squares a large number
+
+    def rotate(self, x: torch.Tensor) -> torch.Tensor:
+        cos, sin = self.cos, self.sin
+        half = x.shape[-1] // 2
+        swapped = torch.cat((x[..., half:], x[..., :half]), dim=-1)
+        return x * cos + swapped * sin
+
+    def cache(self, layer: int, k: torch.Tensor, v: torch.Tensor, tokens) -> tuple[torch.Tensor, torch.Tensor]:
+        graph = self.graph
+        first = graph.layout.offsets[layer - graph.chunk.start]
+        heads = slice(first, first + graph.config.num_kv_heads[layer])
+        # Core ML States: a slice assignment into the buffer becomes an in-place state update.
+        graph.key_cache[:, heads, self.position : self.position + tokens, :] = k.to(graph.key_cache.dtype)
+        graph.value_cache[:, heads, self.position : self.position + tokens, :] = v.to(graph.value_cache.dtype)
+        return graph.key_cache[:, heads].to(k.dtype), graph.value_cache[:, heads].to(v.dtype)  # [1, kv, context, hd]
+
+    def attend(self, layer: int, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, tokens) -> torch.Tensor:
+        config, mask = self.graph.config, self.mask
+        num_q, num_kv, head_dim = config.num_query_heads[layer], config.num_kv_heads[layer], config.head_dim
+        # GQA without repeating keys: query heads g*j..g*j+g-1 share KV head j, so the queries
+        # are regrouped to [1, kv, g*T, hd] (rank 4, Neural Engine friendly).
+        q = q.reshape(1, num_kv, self.graph.groups * tokens, head_dim) * (1.0 / math.sqrt(head_dim))  # float16: scale before the dot product
+        scores = torch.matmul(q, keys.transpose(-1, -2)) + mask  # [1, kv, g*T, context]
+        y = torch.matmul(scores.softmax(dim=-1), values)  # [1, kv, g*T, hd]
+        return y.reshape(1, num_q, tokens, head_dim)

@@ -38,11 +38,12 @@ def size_report(package: Path, package_bytes: int, sizes: dict) -> dict:
 
 def chunk_entry(staging: Path, chunk: Chunk, package_name: str, sizes: dict, config: OpenELMConfig,
                 context_length: int) -> dict:
-    """One package of the export: its layers, signature, states and cache layout, bytes and checksum."""
+    """One package of the export: its layers, signature, states, cache layout, bytes and every file's sha256."""
     package = staging / package_name
     functions, states = read_signatures(package)
     package_bytes = folder_bytes(package)
     kv_heads = tuple(config.num_kv_heads[chunk.start:chunk.stop])
+    files = file_hashes(package)
     return {
         "package": package_name,
         "layers": [chunk.start, chunk.stop],
@@ -53,9 +54,15 @@ def chunk_entry(staging: Path, chunk: Chunk, package_name: str, sizes: dict, con
         "kv_cache": CacheLayout(kv_heads, context_length, config.head_dim).to_dict(),
         "package_bytes": package_bytes,
         "weights_file": str(WEIGHTS_IN_PACKAGE),
-        "weights_sha256": sha256_file(package / WEIGHTS_IN_PACKAGE),
+        "weights_sha256": files[WEIGHTS_IN_PACKAGE.as_posix()],
+        "files": files,
         "size": size_report(package, package_bytes, sizes),
     }
+
+
+def file_hashes(package: Path) -> dict[str, str]:
+    """{path inside the package (posix): sha256} for every file of the package, weights and program alike."""
+    return {path.relative_to(package).as_posix(): sha256_file(path) for path in folder_files(package)}
 
 
 def total_size(chunks: list[dict]) -> dict:

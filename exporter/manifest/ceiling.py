@@ -8,7 +8,7 @@ from __future__ import annotations
 
 # Peak memory bandwidth, bytes/s, from the makers' published figures.
 DEVICE_BANDWIDTH = {
-    "iPhone 15 Pro (A17 Pro)": 51.2e9,  # LPDDR5-6400, 64-bit bus; shared/docs/coreml.md quotes about 51 GB/s
+    "iPhone 15 Pro (A17 Pro)": 51.2e9,  # LPDDR5-6400 on a 64-bit bus: 6400 MT/s × 8 bytes
     "Mac M1": 68.25e9,  # Apple M1 specifications
     "Mac M2": 100e9,  # Apple M2 specifications
     "Mac M1 Max": 400e9,  # Apple M1 Max specifications

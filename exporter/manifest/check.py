@@ -1,27 +1,232 @@
-"""Checking an export folder against its export.json before anything runs: files, hashes, signatures."""
+"""Checking an export folder against its export.json before anything runs: files, hashes, signatures.
+
+An app drives the packages by what export.json says (context, prefill length, vocabulary, states), so a
+manifest that disagrees with the program it names would have it overrun the cache or misread the logits:
+every file is hashed, and every field the manifest states about a package is compared with what the
+saved package itself declares (`read_signatures`).
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
+from exporter.coreml.package import read_signatures
 from exporter.errors import ExportError
-from exporter.files import sha256_file
-from exporter.manifest.document import inside
+from exporter.files import folder_files, sha256_file
+from exporter.graph.signature import FUNCTIONS, HIDDEN_IN, HIDDEN_OUT, INPUT_IDS, LOGITS
+from exporter.manifest.document import MANIFEST_NAME, inside
+
+CHANGED = "the package changed after export (re-export it)"
+NOT_THIS = "the manifest does not describe this package (re-export it)"
+MISSING = object()  # a field the manifest (or the package) lacks
 
 
 def check_integrity(folder: Path, manifest: dict) -> list[Path]:
-    """The package paths, after checking their weights are those the manifest describes (before running anything)."""
+    """The package paths, after checking each holds exactly the files the manifest lists, with their sha256."""
     packages = []
-    for chunk in manifest["chunks"]:
+    for index, chunk in enumerate(manifest["chunks"]):
         package = inside(folder, chunk.get("package") or "")
         if not package.is_dir():
             raise ExportError(f"{package}: the package named in export.json is missing; re-export the model")
-        weights = inside(package, chunk.get("weights_file", ""))
+        hashes = check_files(package, chunk.get("files"), f"chunks[{index}].files")
+        weights = inside(package, chunk.get("weights_file") or "")
         if not weights.is_file():
             raise ExportError(f"{weights}: weight file missing from the package; re-export the model")
-        if sha256_file(weights) != chunk.get("weights_sha256"):
-            raise ExportError(
-                f"{weights}: sha256 does not match export.json; the package changed after export (re-export it)"
-            )
+        if (hashes.get(weights) or sha256_file(weights)) != chunk.get("weights_sha256"):
+            raise ExportError(f"{weights}: sha256 does not match export.json; {CHANGED}")
         packages.append(package)
     return packages
+
+
+def check_files(package: Path, listed, field: str) -> dict[Path, str]:
+    """{file: sha256} of the package, after checking it holds exactly the files `listed`, unchanged."""
+    if not isinstance(listed, dict) or not listed:
+        raise ExportError(f"{MANIFEST_NAME}: {field} does not list the package's files; "
+                          "re-export with this version of elm-export")
+    expected = {}
+    for relative, digest in listed.items():  # untrusted paths: each must stay inside the package
+        path = inside(package, relative)
+        if not path.is_file():
+            raise ExportError(f"{path}: listed in export.json but missing from the package; {CHANGED}")
+        expected[path] = digest
+    for path in folder_files(package):
+        if path.resolve() not in expected:
+            raise ExportError(f"{path}: in the package but not listed in export.json; {CHANGED}")
+    hashes = {}
+    for path, digest in expected.items():
+        hashes[path] = sha256_file(path)
+        if hashes[path] != digest:
+            raise ExportError(f"{path}: sha256 does not match export.json; {CHANGED}")
+    return hashes
+
+
+@dataclass
+class Declared:
+    """What one saved package declares: its functions' inputs and outputs, and its states."""
+
+    owner: str  # "the package", or the package's name in a split export
+    functions: dict
+    states: list
+
+    def feature(self, function: str, kind: str, name: str) -> dict:
+        """The input or output (`kind`: inputs, outputs) `name` of `function`."""
+        if function not in self.functions:
+            raise ExportError(f"{MANIFEST_NAME}: {self.owner} has no {function} function (it has "
+                              f"{', '.join(self.functions) or 'none'}); {NOT_THIS}")
+        for entry in self.functions[function][kind]:
+            if entry["name"] == name:
+                return entry
+        raise ExportError(f"{MANIFEST_NAME}: {self.owner}'s {function} function has no {kind[:-1]} {name}; "
+                          f"{NOT_THIS}")
+
+
+def check_manifest(folder: Path, manifest: dict) -> None:
+    """Every field export.json states about the package(s) is what the saved package(s) declare: each function's
+    inputs and outputs, the states, context_length, prefill_length, the vocabulary and the KV-cache shape."""
+    chunks = manifest["chunks"]
+    paths = [inside(folder, chunk.get("package") or "") for chunk in chunks]
+    declared = [Declared("the package" if len(chunks) == 1 else path.name, *read_signatures(path))
+                for path in paths]
+    for index, (chunk, package) in enumerate(zip(chunks, declared)):
+        check_roles(chunk, package, index, len(chunks))
+    check_context(manifest, declared)
+    check_prefill(manifest, chunks, declared)
+    check_vocabulary(manifest, declared[-1])
+    for index, (chunk, package) in enumerate(zip(chunks, declared)):
+        same(f"chunks[{index}].functions", chunk.get("functions", MISSING), package.functions, package.owner)
+        same(f"chunks[{index}].states", chunk.get("states", MISSING), package.states, package.owner)
+        check_cache_shape(f"chunks[{index}].kv_cache", chunk.get("kv_cache"), package)
+    check_top_level(manifest, declared)
+
+
+def check_roles(chunk: dict, package: Declared, index: int, count: int) -> None:
+    """The first chunk takes input_ids and the last gives logits (hidden states between), in both functions."""
+    roles = {"input": INPUT_IDS if index == 0 else HIDDEN_IN, "output": LOGITS if index == count - 1 else HIDDEN_OUT}
+    for role, name in roles.items():
+        if chunk.get(role, MISSING) != name:
+            where = "the only" if count == 1 else ("the first" if index == 0 else "this")
+            raise ExportError(f"{MANIFEST_NAME}: chunks[{index}].{role} is {show(chunk.get(role, MISSING))} but "
+                              f"{where} chunk's {role} is {name}; {NOT_THIS}")
+        for function in FUNCTIONS:
+            package.feature(function, f"{role}s", name)
+
+
+def check_context(manifest: dict, declared: list[Declared]) -> None:
+    """context_length is the sequence axis of every state [1, heads, context, head_dim]; state_names their names."""
+    claimed = manifest.get("context_length", MISSING)
+    for package in declared:
+        names = [state["name"] for state in package.states]
+        if manifest.get("state_names", MISSING) != names:
+            raise ExportError(f"{MANIFEST_NAME}: state_names is {show(manifest.get('state_names', MISSING))} but "
+                              f"{package.owner} declares the states {show(names)}; {NOT_THIS}")
+        for state in package.states:
+            shape = state["shape"]
+            if len(shape) != 4:
+                raise ExportError(f"{MANIFEST_NAME}: {package.owner}'s {state['name']} is {shape}, not "
+                                  f"[1, heads, context, head_dim]; {NOT_THIS}")
+            if not (is_int(claimed) and claimed == shape[2]):
+                raise ExportError(f"{MANIFEST_NAME}: context_length is {show(claimed)} but {package.owner}'s "
+                                  f"{state['name']} holds {shape[2]} positions; {NOT_THIS}")
+
+
+def check_prefill(manifest: dict, chunks: list[dict], declared: list[Declared]) -> None:
+    """prefill_length is the prefill function's T (tokens per call), decode's is 1, in every chunk, in and out."""
+    claimed = manifest.get("prefill_length", MISSING)
+    for chunk, package in zip(chunks, declared):
+        for function in FUNCTIONS:
+            taken = package.feature(function, "inputs", chunk["input"])
+            given = package.feature(function, "outputs", chunk["output"])
+            tokens = taken["shape"][1] if len(taken["shape"]) >= 2 else None
+            if function == "prefill" and not (is_int(claimed) and claimed == tokens):
+                raise ExportError(f"{MANIFEST_NAME}: prefill_length is {show(claimed)} but {package.owner}'s prefill "
+                                  f"takes {tokens} tokens per call ({taken['name']} {taken['shape']}); {NOT_THIS}")
+            if function == "decode" and tokens != 1:
+                raise ExportError(f"{MANIFEST_NAME}: {package.owner}'s decode takes {tokens} tokens per call "
+                                  f"({taken['name']} {taken['shape']}), not 1; {NOT_THIS}")
+            if given["shape"][1:2] != [tokens]:
+                raise ExportError(f"{MANIFEST_NAME}: {package.owner}'s {function} gives {given['name']} "
+                                  f"{given['shape']} for {tokens} tokens; {NOT_THIS}")
+
+
+def check_vocabulary(manifest: dict, last: Declared) -> None:
+    """vocab_size fits the logits [1, T, pieces, piece_size] (only the last piece padded), as logits_layout says."""
+    shapes = [last.feature(function, "outputs", LOGITS)["shape"] for function in FUNCTIONS]
+    if any(len(shape) != 4 or shape[2:] != shapes[0][2:] for shape in shapes):
+        raise ExportError(f"{MANIFEST_NAME}: {last.owner}'s logits are {' and '.join(map(str, shapes))}, not "
+                          f"[1, T, pieces, piece_size] in both functions; {NOT_THIS}")
+    shape = shapes[0]
+    pieces, piece_size = shape[2], shape[3]
+    vocab = manifest.get("vocab_size", MISSING)
+    low, high = (pieces - 1) * piece_size + 1, pieces * piece_size
+    if not (is_int(vocab) and low <= vocab <= high):
+        raise ExportError(f"{MANIFEST_NAME}: vocab_size is {show(vocab)} but {last.owner}'s logits {shape} hold "
+                          f"{pieces} × {piece_size} entries (a vocabulary of {low} to {high}); {NOT_THIS}")
+    model = manifest.get("model")
+    if isinstance(model, dict) and model.get("vocab_size", MISSING) != vocab:
+        raise ExportError(f"{MANIFEST_NAME}: vocab_size is {vocab} but model.vocab_size is "
+                          f"{show(model.get('vocab_size', MISSING))}; {NOT_THIS}")
+    same("logits_layout", manifest.get("logits_layout", MISSING), {"pieces": pieces, "piece_size": piece_size},
+         f"{last.owner}'s logits {shape}")
+    for key in ("bos_token_id", "eos_token_id"):
+        token = manifest.get(key, MISSING)
+        if not (is_int(token) and 0 <= token < vocab):
+            raise ExportError(f"{MANIFEST_NAME}: {key} is {show(token)}, outside the vocabulary of {vocab} tokens; "
+                              f"{NOT_THIS}")
+
+
+def check_cache_shape(field: str, kv_cache, package: Declared) -> None:
+    shape = kv_cache.get("shape", MISSING) if isinstance(kv_cache, dict) else MISSING
+    for state in package.states:
+        if canonical(shape) != canonical(state["shape"]):
+            raise ExportError(f"{MANIFEST_NAME}: {field}.shape is {show(shape)} but {package.owner}'s "
+                              f"{state['name']} is {state['shape']}; {NOT_THIS}")
+
+
+def check_top_level(manifest: dict, declared: list[Declared]) -> None:
+    """One package: the top level describes it as its chunk does. Several: each chunk describes its own."""
+    chunks = manifest["chunks"]
+    if len(chunks) > 1:
+        for key in ("package", "functions", "states", "kv_cache", "weights_sha256"):
+            if manifest.get(key) is not None:
+                raise ExportError(f"{MANIFEST_NAME}: {key} describes one package but the export is split into "
+                                  f"{len(chunks)} (each of chunks describes its own); {NOT_THIS}")
+        return
+    package, chunk = declared[0], chunks[0]
+    for key in ("package", "weights_sha256"):
+        if manifest.get(key, MISSING) != chunk.get(key):
+            raise ExportError(f"{MANIFEST_NAME}: {key} is {show(manifest.get(key, MISSING))} but chunks[0].{key} is "
+                              f"{show(chunk.get(key))}; {NOT_THIS}")
+    same("functions", manifest.get("functions", MISSING), package.functions, package.owner)
+    same("states", manifest.get("states", MISSING), package.states, package.owner)
+    check_cache_shape("kv_cache", manifest.get("kv_cache"), package)
+
+
+def same(field: str, claimed, actual, owner: str) -> None:
+    """Raise, naming the first place inside `field` where the manifest's `claimed` differs from `actual`."""
+    if canonical(claimed) == canonical(actual):
+        return
+    if isinstance(claimed, dict) and isinstance(actual, dict):
+        for key in [*actual, *(key for key in claimed if key not in actual)]:
+            same(f"{field}.{key}", claimed.get(key, MISSING), actual.get(key, MISSING), owner)
+    elif isinstance(claimed, list) and isinstance(actual, list) and len(claimed) == len(actual):
+        for index, (mine, theirs) in enumerate(zip(claimed, actual)):
+            label = theirs["name"] if isinstance(theirs, dict) and isinstance(theirs.get("name"), str) else index
+            same(f"{field}[{label}]", mine, theirs, owner)
+    declares = "has none" if actual is MISSING else f"declares {show(actual)}"
+    raise ExportError(f"{MANIFEST_NAME}: {field} is {show(claimed)} but {owner} {declares}; {NOT_THIS}")
+
+
+def canonical(value) -> str | None:
+    """A strict comparison key: 1, 1.0 and true differ; dict key order does not matter."""
+    return None if value is MISSING else json.dumps(value, sort_keys=True)
+
+
+def show(value, limit: int = 100) -> str:
+    text = "missing" if value is MISSING else json.dumps(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -3,9 +3,17 @@
 Module and parameter names mirror Apple's checkpoints (`transformer.layers.{i}.attn.qkv_proj`
 ...), so a Hub state dict loads without renaming. Float32 by default; the norms and rotary
 embeddings compute in float32 whatever the weight dtype, as Apple's code does.
+
+The layers are written once. The numerics that differ on device (how a norm is computed, how
+RoPE is applied, where keys and values are kept, how attention is computed) come from a
+`Context` passed down the layers: `ReferenceContext` here, `exporter.graph.stateful.DeviceContext`
+in the graph that gets exported.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -60,6 +68,56 @@ class KVCache:
         return k, v
 
 
+class Context(Protocol):
+    """What the layers leave to whoever runs them, for one pass over T new tokens."""
+
+    def norm(self, x: torch.Tensor, norm: RMSNorm) -> torch.Tensor: ...
+
+    def rotate(self, x: torch.Tensor) -> torch.Tensor:
+        """RoPE at the new tokens' positions, x [B, heads, T, head_dim]."""
+
+    def cache(self, layer: int, k: torch.Tensor, v: torch.Tensor, tokens) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store the T = `tokens` new keys and values; return all of the layer's [B, kv, S, head_dim]."""
+
+    def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tokens) -> torch.Tensor:
+        """Causal attention of q [B, num_q, T, head_dim] over k, v [B, kv, S, head_dim]: [B, num_q, T, head_dim]."""
+
+
+@dataclass(eq=False)
+class ReferenceContext:
+    """The reference's numerics: float32 norms, `apply_rotary`, a growing `KVCache`, GQA by repeated keys."""
+
+    cos: torch.Tensor  # [T, head_dim]
+    sin: torch.Tensor  # [T, head_dim]
+    mask: torch.Tensor  # [T, S] bool: query t may see key s
+    kv: KVCache | None = None
+
+    @classmethod
+    def causal(cls, config: OpenELMConfig, past: int, seq: int, cache: KVCache | None = None, **fields):
+        """The context of `seq` new tokens at positions past .. past + seq - 1, after `past` cached ones."""
+        positions = torch.arange(past, past + seq)
+        cos, sin = rotary_tables(positions, config.head_dim, config.rope_freq_constant)
+        # Causal mask over [cached + new] keys: query at position p sees keys 0..p.
+        mask = torch.arange(past + seq)[None, :] <= positions[:, None]
+        return cls(cos, sin, mask, cache, **fields)
+
+    def norm(self, x: torch.Tensor, norm: RMSNorm) -> torch.Tensor:
+        return norm(x)
+
+    def rotate(self, x: torch.Tensor) -> torch.Tensor:
+        return apply_rotary(x, self.cos, self.sin)
+
+    def cache(self, layer: int, k: torch.Tensor, v: torch.Tensor, tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return (k, v) if self.kv is None else self.kv.append(layer, k, v)
+
+    def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tokens: int) -> torch.Tensor:
+        # Grouped-query attention: KV head j serves query heads j*g .. j*g+g-1.
+        groups = q.shape[1] // k.shape[1]
+        k = k.repeat_interleave(groups, dim=1)  # [B, num_q, S, head_dim]
+        v = v.repeat_interleave(groups, dim=1)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=self.mask)
+
+
 class Attention(nn.Module):
     def __init__(self, config: OpenELMConfig, layer: int):
         super().__init__()
@@ -72,20 +130,16 @@ class Attention(nn.Module):
         self.k_norm = RMSNorm(self.head_dim, config.norm_eps)
         self.out_proj = nn.Linear(self.num_q * self.head_dim, config.model_dim, bias=False)
 
-    def forward(self, x, cos, sin, mask, cache: KVCache | None) -> torch.Tensor:
-        batch, seq, _ = x.shape
-        heads = self.qkv_proj(x).view(batch, seq, -1, self.head_dim).transpose(1, 2)
-        q, k, v = heads.split([self.num_q, self.num_kv, self.num_kv], dim=1)
-        q = apply_rotary(self.q_norm(q), cos, sin)
-        k = apply_rotary(self.k_norm(k), cos, sin)
-        if cache is not None:
-            k, v = cache.append(self.layer, k, v)
-        # Grouped-query attention: KV head j serves query heads j*g .. j*g+g-1.
-        groups = self.num_q // self.num_kv
-        k = k.repeat_interleave(groups, dim=1)
-        v = v.repeat_interleave(groups, dim=1)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return self.out_proj(y.transpose(1, 2).reshape(batch, seq, self.num_q * self.head_dim))
+    def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
+        batch, tokens = len(x), x.shape[1]  # len(): a plain int, so the export traces its batch of 1 as a constant
+        heads = self.qkv_proj(x).view(batch, tokens, self.num_q + 2 * self.num_kv, self.head_dim).transpose(1, 2)
+        q, k, v = heads.split([self.num_q, self.num_kv, self.num_kv], dim=1)  # [B, heads, T, head_dim]
+        q = ctx.rotate(ctx.norm(q, self.q_norm))
+        k = ctx.rotate(ctx.norm(k, self.k_norm))
+        k, v = ctx.cache(self.layer, k, v, tokens)  # [B, num_kv, S, head_dim]
+        # [B, num_q, T, head_dim] -> [B, T, num_q * head_dim]
+        y = ctx.attend(self.layer, q, k, v, tokens).transpose(1, 2).reshape(batch, tokens, self.num_q * self.head_dim)
+        return self.out_proj(y)
 
 
 class FeedForward(nn.Module):
@@ -96,7 +150,7 @@ class FeedForward(nn.Module):
         self.proj_2 = nn.Linear(hidden, config.model_dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, up = self.proj_1(x).chunk(2, dim=-1)
+        gate, up = self.proj_1(x).chunk(2, dim=-1)  # [B, T, hidden] each
         return self.proj_2(F.silu(gate) * up)
 
 
@@ -108,9 +162,10 @@ class DecoderLayer(nn.Module):
         self.ffn_norm = RMSNorm(config.model_dim, config.norm_eps)
         self.ffn = FeedForward(config, layer)
 
-    def forward(self, x, cos, sin, mask, cache: KVCache | None) -> torch.Tensor:
-        h = x + self.attn(self.attn_norm(x), cos, sin, mask, cache)
-        return h + self.ffn(self.ffn_norm(h))
+    def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
+        # .forward, not a module call: the export traces the layers into one flat graph (see DeviceContext).
+        h = x + self.attn.forward(ctx.norm(x, self.attn_norm), ctx)
+        return h + self.ffn(ctx.norm(h, self.ffn_norm))
 
 
 class Transformer(nn.Module):
@@ -130,17 +185,18 @@ class OpenELM(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())  # the output projection is tied: counted once
 
-    def forward(self, input_ids: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-        """Logits [B, T, vocab] (float32) for `input_ids` [B, T] following the `cache`d tokens."""
-        seq = input_ids.shape[1]
-        past = cache.length if cache is not None else 0
-        positions = torch.arange(past, past + seq)
-        cos, sin = rotary_tables(positions, self.config.head_dim, self.config.rope_freq_constant)
-        # Causal mask over [cached + new] keys: query at position p sees keys 0..p.
-        mask = torch.arange(past + seq)[None, :] <= positions[:, None]
-        x = self.transformer.token_embeddings(input_ids)
+    def forward(self, input_ids: torch.Tensor, cache: KVCache | None = None,
+                ctx: ReferenceContext | None = None) -> torch.Tensor:
+        """Logits [B, T, vocab] (float32) for `input_ids` [B, T] following the `cache`d tokens.
+
+        `ctx` replaces the reference's context for these tokens (its cache is then ctx.kv).
+        """
+        if ctx is None:
+            past = cache.length if cache is not None else 0
+            ctx = ReferenceContext.causal(self.config, past, input_ids.shape[1], cache)
+        x = self.transformer.token_embeddings(input_ids)  # [B, T, dim]
         for layer in self.transformer.layers:
-            x = layer(x, cos, sin, mask, cache)
+            x = layer(x, ctx)
         x = self.transformer.norm(x)
         return F.linear(x, self.transformer.token_embeddings.weight).float()
 

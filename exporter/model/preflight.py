@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
-from exporter.model.openelm import OpenELM, apply_rotary
+from exporter.model.openelm import OpenELM, ReferenceContext
 
 FLOAT16_MAX = 65504.0
 WARN_HEADROOM = 4.0  # two bits of margin: prompts differ, calibration text is not every input
@@ -100,14 +101,14 @@ def measure(model: OpenELM, token_ids: list[int], window: int | None = None) -> 
             layer.ffn.proj_1.register_forward_hook(lambda m, a, out, i=i: record(i, "ffn_hidden", out)),
             layer.ffn.proj_2.register_forward_hook(lambda m, a, out, i=i: record(i, "ffn_hidden", a[0])),
             layer.ffn.register_forward_hook(lambda m, a, out, i=i: record(i, "ffn_output", out)),
-            attn.register_forward_hook(lambda m, a, out, i=i: record(i, "attention_scores", _scores(m, *a[:3]))),
         ]
     hooks.append(model.transformer.norm.register_forward_hook(
         lambda m, a, out: final.__setitem__("residual", max(final["residual"], _peak(a[0])))))
     try:
         for start in range(0, len(token_ids), window):
             chunk = torch.tensor([token_ids[start : start + window]])
-            final["logits"] = max(final["logits"], _peak(model(chunk)))
+            ctx = _ScoreRecorder.causal(config, 0, chunk.shape[1], record=record)
+            final["logits"] = max(final["logits"], _peak(model(chunk, ctx=ctx)))
     finally:
         for hook in hooks:
             hook.remove()
@@ -115,12 +116,13 @@ def measure(model: OpenELM, token_ids: list[int], window: int | None = None) -> 
     return RangeReport(layers, len(token_ids))
 
 
-def _scores(attn, x, cos, sin) -> torch.Tensor:
-    """The attention logits q·k/√d of one layer, recomputed from its input (no cache: one window)."""
-    batch, seq, _ = x.shape
-    heads = attn.qkv_proj(x).view(batch, seq, -1, attn.head_dim).transpose(1, 2)
-    q, k, _ = heads.split([attn.num_q, attn.num_kv, attn.num_kv], dim=1)
-    q = apply_rotary(attn.q_norm(q), cos, sin)
-    k = apply_rotary(attn.k_norm(k), cos, sin).repeat_interleave(attn.num_q // attn.num_kv, dim=1)
-    return q @ k.transpose(-1, -2) / math.sqrt(attn.head_dim)
+@dataclass(eq=False)
+class _ScoreRecorder(ReferenceContext):
+    """The reference's context, recording each layer's attention logits q·k/√d (one window: no cache)."""
 
+    record: Callable[[int, str, torch.Tensor], None] | None = None
+
+    def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tokens: int) -> torch.Tensor:
+        keys = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)  # [B, num_q, S, head_dim]
+        self.record(layer, "attention_scores", q @ keys.transpose(-1, -2) / math.sqrt(q.shape[-1]))
+        return super().attend(layer, q, k, v, tokens)

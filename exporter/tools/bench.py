@@ -19,8 +19,8 @@ from pathlib import Path
 import click
 
 RESULTS = Path("benchmarks.json")
-QUALITY = Path("benchmarks_quality.json")  # written by `python -m quant.quality`
-KMEANS = Path("benchmarks_kmeans.json")  # written by `python -m quant.bench_kmeans --json ...`
+QUALITY = Path("benchmarks_quality.json")  # written by `python -m exporter.tools.quality`
+KMEANS = Path("benchmarks_kmeans.json")  # written by `python -m exporter.tools.bench_kmeans --json ...`
 REPORT = Path("BENCHMARKS.md")
 STAGE_KINDS = ("trace + convert", "fill weights + quantize", "fill weights", "quantize", "save",
                "activation-range preflight")  # first prefix that matches names the stage's kind
@@ -126,7 +126,7 @@ def bench_export(size: str, recipe: str, workdir: Path, context_length: int, ver
 def bench_baseline(size: str, workdir: Path) -> dict:
     """The plain script: torch.jit.trace + ct.convert + int4 linear_quantize_weights, no states, one function."""
     load = os.getloadavg()[0]
-    code, wall, rss, output = run_measured([sys.executable, "-m", "exporter.bench_baseline", size,
+    code, wall, rss, output = run_measured([sys.executable, "-m", "exporter.tools.bench_baseline", size,
                                             str(workdir / f"{size}-baseline.mlpackage")], rss_limit=RSS_LIMIT)
     record = {"kind": "baseline", "size": size, "recipe": "int4", "exit_code": code, "wall_s": round(wall, 1),
               "peak_rss_bytes": rss, "load_before": round(load, 2)}
@@ -239,7 +239,7 @@ def kmeans_section() -> list[str]:
         "",
         "## Palettization k-means: coremltools' default vs ours",
         "",
-        f"`python -m quant.bench_kmeans --size {k['size']} --nbits {k['nbits']} --group-size {k['group_size']} "
+        f"`python -m exporter.tools.bench_kmeans --size {k['size']} --nbits {k['nbits']} --group-size {k['group_size']} "
         f"--json {KMEANS}`: every weight matrix of OpenELM-{k['size'].upper()} (seeded, std {k['weight_std']}, "
         f"float16), {k['cpus']} cores, load average {load}. The default is {k['default_backend']}.",
         "",
@@ -263,7 +263,7 @@ def quality_section() -> list[str]:
         "",
         "## Recipe quality on the embedded model",
         "",
-        "`python -m quant.quality` (part of `make bench`): each recipe exports the embedded OpenELM-tiny; the "
+        "`python -m exporter.tools.quality` (part of `make bench`): each recipe exports the embedded OpenELM-tiny; the "
         "package, run by the float16 executor with chunked prefill, and the float32 reference read the "
         "held-out text (every token scored). Graph error = package vs a reference holding the package's own "
         "de-quantized weights.",
@@ -306,7 +306,7 @@ def main(sizes, recipes, context_length, baseline, verify, workdir, quality, rev
         click.echo(f"wrote {RESULTS} and {REPORT}")
         return
     if quality:
-        subprocess.run([sys.executable, "-m", "quant.quality", "--output", str(QUALITY)], check=True)
+        subprocess.run([sys.executable, "-m", "exporter.tools.quality", "--output", str(QUALITY)], check=True)
     machine_text = machine()
 
     def record(run: dict) -> None:

@@ -2,7 +2,7 @@
 
 One stateless function over 64 tokens, float32 weights, no KV cache, no Neural Engine shaping:
 what a first script converting an OpenELM-sized model looks like.
-Usage: python -m exporter.bench_baseline SIZE OUTPUT.mlpackage
+Usage: python -m exporter.tools.bench_baseline SIZE OUTPUT.mlpackage
 """
 
 import sys

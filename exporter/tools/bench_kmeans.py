@@ -1,6 +1,6 @@
 """Time coremltools' default k-means palettization against `quant.kmeans` on OpenELM-shaped weights.
 
-    python -m quant.bench_kmeans --size 450m --nbits 4 --group-size 16 --layers 2 --json bench.json
+    python -m exporter.tools.bench_kmeans --size 450m --nbits 4 --group-size 16 --layers 2 --json bench.json
 
 Both run through coremltools' own per-group code (`palettize_weights.grouped_channelwise_compress`,
 what `palettize_weights` calls for `granularity="per_grouped_channel"`): mode "KMEANS" for the

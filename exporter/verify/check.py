@@ -6,15 +6,44 @@ from pathlib import Path
 
 from exporter.checkpoint.text import sample_ids
 from exporter.checkpoint.tokenizer import check_tokenizer
+from exporter.coreml.package import PACKAGE_SUFFIX
 from exporter.errors import ExportError, UsageError
-from exporter.manifest.check import check_integrity
-from exporter.manifest.document import read_manifest
+from exporter.manifest.check import check_integrity, check_manifest
+from exporter.manifest.document import MANIFEST_NAME, inside, read_manifest
 from exporter.model.streamed import is_streamed
 from exporter.verify.parity import verify
 from exporter.verify.reference import dequantized_reference, source_model
 from exporter.verify.report import ParityReport
 
 DEFAULT_STEPS = 16
+WHAT_TO_PASS = f"pass the folder elm-export wrote, its {MANIFEST_NAME}, or a {PACKAGE_SUFFIX} inside it"
+
+
+def export_folder(path: Path) -> Path:
+    """The export folder `path` names: the folder itself, its export.json, or one of its packages (or a file
+    inside one, as Xcode shows them)."""
+    path = Path(path)
+    if not path.exists():
+        raise ExportError(f"{path}: no such file or folder; {WHAT_TO_PASS}")
+    path = path.resolve()
+    if path.is_dir() and (path / MANIFEST_NAME).is_file():
+        return path
+    if path.is_file() and path.name == MANIFEST_NAME:
+        return path.parent
+    package = next((p for p in (path, *path.parents) if p.suffix == PACKAGE_SUFFIX), None)
+    if package is None:
+        if path.is_dir():
+            return path  # read_manifest says export.json is missing
+        raise ExportError(f"{path}: not an export; {WHAT_TO_PASS}")
+    folder = package.parent
+    if not (folder / MANIFEST_NAME).is_file():
+        raise ExportError(f"{package}: a Core ML package, but {folder} has no {MANIFEST_NAME}; {WHAT_TO_PASS} "
+                          "(keep the package in the folder elm-export wrote)")
+    listed = [inside(folder, chunk.get("package") or "") for chunk in read_manifest(folder)["chunks"]]
+    if package not in listed:
+        raise ExportError(f"{package}: not one of the packages {folder / MANIFEST_NAME} lists "
+                          f"({', '.join(p.name for p in listed)}); {WHAT_TO_PASS}")
+    return folder
 
 
 def prompt_tokens(folder: Path, manifest: dict, text: str | None, count: int | None) -> list[int]:
@@ -39,11 +68,12 @@ def prompt_tokens(folder: Path, manifest: dict, text: str | None, count: int | N
 
 def verify_export(folder: Path, model_dir: Path | None = None, prompt: str | None = None,
                   tokens: int | None = None, steps: int = DEFAULT_STEPS, progress=None) -> ParityReport:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ExportError(f"{folder}: no such folder; pass the folder elm-export wrote (it holds export.json)")
+    """Parity of the export at `folder` (or its export.json, or one of its packages) with its checkpoint, after
+    checking its files and that export.json describes the packages (before running anything)."""
+    folder = export_folder(folder)
     manifest = read_manifest(folder)
     packages = check_integrity(folder, manifest)
+    check_manifest(folder, manifest)
     ids = prompt_tokens(folder, manifest, prompt, tokens)
     model = source_model(manifest, model_dir)
 

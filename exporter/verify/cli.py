@@ -19,19 +19,23 @@ from exporter.errors import ExportError
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--debug", is_flag=True, help="Show tracebacks and library warnings.")
 def verify_command(path, prompt, tokens, steps, model_dir, as_json, debug):
-    """Prove an exported package matches the PyTorch reference, on any OS (exit 1 outside the thresholds)."""
-    from exporter.verify.check import verify_export
+    """Prove an exported package matches the PyTorch reference, on any OS (exit 1 outside the thresholds).
+
+    PATH: the folder elm-export wrote, its export.json, or a .mlpackage inside it.
+    """
+    from exporter.verify.check import export_folder, verify_export
     from exporter.verify.report import format_report
 
     if steps < 0:
         raise click.BadParameter(f"{steps} must be ≥ 0", param_hint="--steps")
-    report = verify_export(path, model_dir=model_dir, prompt=prompt, tokens=tokens, steps=steps)
+    folder = export_folder(path)  # PATH: the export folder, its export.json, or a package inside it
+    report = verify_export(folder, model_dir=model_dir, prompt=prompt, tokens=tokens, steps=steps)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
-        click.echo(format_report(report, Path(path).name))
+        click.echo(format_report(report, folder.name))
     if not report.passed:
-        raise VerificationFailed(f"{path} is outside the parity thresholds for recipe {report.recipe}")
+        raise VerificationFailed(f"{folder} is outside the parity thresholds for recipe {report.recipe}")
 
 
 class VerificationFailed(ExportError):

@@ -1,7 +1,7 @@
 """Run a saved Core ML ML program on any OS, with float16 storage, the way an app calls it.
 
 Core ML itself only runs on Apple platforms, so the program is read back with coremltools'
-milproto loader and executed op by op with the NumPy kernels of `exporter.verify.ops`:
+milproto loader and executed op by op with the NumPy kernels of `exporter.verify.kernels`:
 
     executor = ProgramExecutor("model.mlpackage")
     state = executor.new_state()
@@ -15,33 +15,30 @@ across calls. Constants (and compressed weights, expanded once) are shared by al
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from exporter.coreml.package import load_program
-from exporter.verify.ops import OPS, ExecutorError, OpInfo, StateSlot, UnsupportedOpError
+from exporter.verify.constant_pool import ConstantPool
+from exporter.verify.kernels import ExecutorError, StateSlot, UnsupportedOpError
+from exporter.verify.program_plan import (
+    FunctionPlan,
+    TensorSignature,
+    compile_function,
+    execute,
+    resolve,
+    shape_matches,
+    store,
+)
 
 __all__ = ["ExecutorError", "ExecutorStats", "ProgramExecutor", "TensorSignature", "UnsupportedOpError"]
 
-# Input bindings of a compiled op: where each input value comes from at run time.
-CONST, VAR, STATE, TUPLE = "const", "var", "state", "tuple"
-Binding = tuple  # (CONST, value) | (VAR, var name) | (STATE, state name) | (TUPLE, [bindings])
-
-SMALL_CONSTANT_BYTES = 256  # below this a constant's bytes are its own key; above, a digest
-
-
-@dataclass(frozen=True)
-class TensorSignature:
-    """One declared input, output or state of a function."""
-
-    name: str
-    shape: tuple  # ints; a symbol (flexible dimension) accepts any size
-    dtype: np.dtype
+# float16 constants of at least this many elements (weights) stay float16 with keep_large_float16.
+LARGE_CONSTANT_ELEMENTS = 1 << 20
 
 
 @dataclass
@@ -64,231 +61,6 @@ class ExecutorStats:
         )
 
 
-@dataclass
-class Step:
-    op: OpInfo
-    kernel: Callable
-    args: dict[str, Binding]
-    outputs: list[tuple[str, np.dtype, tuple]]  # (var name, declared dtype, declared shape)
-    free_after: list[str] = field(default_factory=list)  # values no later step needs
-
-
-@dataclass
-class FunctionPlan:
-    name: str
-    inputs: list[TensorSignature]
-    states: list[TensorSignature]
-    outputs: list[tuple[TensorSignature, Binding]]
-    steps: list[Step]
-
-
-# --- types --------------------------------------------------------------------------------------
-
-
-def declared_dtype(var) -> np.dtype:
-    from coremltools.converters.mil.mil import types
-
-    return np.dtype(types.nptype_from_builtin(var.dtype))
-
-
-def declared_shape(var) -> tuple:
-    return tuple(var.shape) if var.shape is not None else ()
-
-
-def signature(var) -> TensorSignature:
-    return TensorSignature(var.name, declared_shape(var), declared_dtype(var))
-
-
-def shape_matches(actual: tuple, declared: tuple) -> bool:
-    if len(actual) != len(declared):
-        return False
-    return all(not isinstance(d, (int, np.integer)) or a == d for a, d in zip(actual, declared))
-
-
-def store(value, dtype: np.dtype, shape: tuple, op: OpInfo) -> np.ndarray:
-    """An op result as the program stores it: in its declared dtype (float16: rounded, ±inf past 65504)."""
-    array = np.asarray(value)
-    if array.dtype != dtype:
-        with np.errstate(over="ignore", invalid="ignore"):  # overflow to ±inf is the emulated behaviour
-            array = array.astype(dtype)
-    if not shape_matches(array.shape, shape):
-        raise ExecutorError(f"op {op.name!r} ({op.op_type}) produced shape {array.shape}, program declares {shape}")
-    return array
-
-
-LARGE_CONSTANT_ELEMENTS = 1 << 20
-
-
-def compute_form(value, keep_large_float16: bool = False):
-    """Constants are kept in compute precision: float16 becomes an exact float32 copy, once.
-
-    keep_large_float16: weight-sized float16 constants stay float16 (half the memory; NumPy widens
-    them to float32 exactly inside each op, so results are identical, only slower): for models
-    whose float32 weights would not fit next to everything else verification holds.
-    """
-    if isinstance(value, np.ndarray) and value.dtype == np.float16:
-        if keep_large_float16 and value.size >= LARGE_CONSTANT_ELEMENTS:
-            return value
-        return value.astype(np.float32)
-    if isinstance(value, np.float16):
-        return np.float32(value)
-    return value
-
-
-# --- constants ----------------------------------------------------------------------------------
-
-
-class ConstantPool:
-    """Constants and expanded compressed weights, shared across functions by content.
-
-    prefill and decode load separate copies of the same weights; keyed by a digest of their bytes,
-    both functions bind the same float32 array, and each compressed weight is expanded once.
-    """
-
-    def __init__(self, keep_large_float16: bool = False):
-        self._values: dict[tuple, Any] = {}
-        self.expanded = 0
-        self.keep_large_float16 = keep_large_float16
-
-    @staticmethod
-    def key_of(value) -> tuple:
-        if isinstance(value, (np.ndarray, np.generic)):
-            array = np.asarray(value)  # keeps 0-d: a scalar and a 1-element vector are different constants
-            if array.nbytes <= SMALL_CONSTANT_BYTES:
-                data = array.tobytes()
-            else:
-                data = hashlib.blake2b(np.ascontiguousarray(array).data, digest_size=20).digest()
-            return ("array", array.dtype.str, array.shape, data)
-        return ("python", type(value).__name__, repr(value))
-
-    def constant(self, value) -> tuple[tuple, Any]:
-        key = self.key_of(value)
-        if key not in self._values:
-            self._values[key] = compute_form(value, self.keep_large_float16)
-        return key, self._values[key]
-
-    def expanded_weight(self, op, input_keys: dict[str, tuple], inputs: dict[str, Any]) -> tuple[tuple, list]:
-        """The outputs of a constexpr op (stored in their declared dtypes, kept in compute form)."""
-        key = ("constexpr", op.op_type, tuple(sorted(input_keys.items())))
-        if key not in self._values:
-            info = OpInfo.of(op)
-            values = execute(info, OPS[op.op_type], inputs)
-            self._values[key] = [
-                compute_form(store(value, declared_dtype(var), declared_shape(var), info), self.keep_large_float16)
-                for value, var in zip(values, op.outputs)
-            ]
-            self.expanded += 1
-        return key, self._values[key]
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-
-def execute(op: OpInfo, kernel: Callable, args: dict[str, Any]) -> tuple:
-    """Run one kernel; its results as a tuple, one per op output. Kernel failures name the op."""
-    try:
-        result = kernel(op, **args)
-    except ExecutorError:
-        raise
-    except Exception as error:
-        raise ExecutorError(f"op {op.name!r} ({op.op_type}) failed: {type(error).__name__}: {error}") from error
-    values = tuple(result) if isinstance(result, (tuple, list)) else (result,)
-    if len(values) != op.output_count:
-        raise ExecutorError(
-            f"op {op.name!r} ({op.op_type}) gave {len(values)} outputs, program declares {op.output_count}"
-        )
-    return values
-
-
-# --- compiling a function into steps -------------------------------------------------------------
-
-
-def compile_function(name: str, function, pool: ConstantPool) -> FunctionPlan:
-    from coremltools.converters.mil.mil import types
-
-    inputs, states = [], []
-    runtime_names: set[str] = set()
-    state_names: set[str] = set()
-    for input_name, var in function.inputs.items():
-        if types.is_state(var.sym_type):
-            states.append(TensorSignature(input_name, declared_shape(var), declared_dtype(var)))
-            state_names.add(var.name)
-        else:
-            inputs.append(TensorSignature(input_name, declared_shape(var), declared_dtype(var)))
-            runtime_names.add(var.name)
-
-    constants: dict[str, tuple[tuple, Any]] = {}  # var name -> (pool key, compute-form value)
-
-    def binding(var) -> Binding:
-        if isinstance(var, (list, tuple)):
-            return (TUPLE, [binding(v) for v in var])
-        if var.name in constants:
-            return (CONST, constants[var.name][1])
-        if var.name in state_names:
-            return (STATE, var.name)
-        if var.name in runtime_names:
-            return (VAR, var.name)
-        raise ExecutorError(f"function {name!r}: value {var.name!r} is used before it is computed")
-
-    steps = []
-    for op in function.operations:
-        if op.op_type not in OPS and op.op_type != "const":
-            raise UnsupportedOpError(op.op_type, op.name)
-        if op.op_type == "const":
-            constants[op.outputs[0].name] = pool.constant(op.outputs[0].val)
-        elif op.op_type.startswith("constexpr_"):
-            if any(v.name not in constants for v in op.inputs.values()):
-                raise ExecutorError(f"{op.op_type} {op.name!r} has an input that is not a constant")
-            keys = {k: constants[v.name][0] for k, v in op.inputs.items()}
-            values = {k: constants[v.name][1] for k, v in op.inputs.items()}
-            key, outputs = pool.expanded_weight(op, keys, values)
-            for index, (var, value) in enumerate(zip(op.outputs, outputs)):
-                constants[var.name] = ((key, index), value)
-        else:
-            args = {k: binding(v) for k, v in op.inputs.items()}
-            outputs = [(var.name, declared_dtype(var), declared_shape(var)) for var in op.outputs]
-            steps.append(Step(OpInfo.of(op), OPS[op.op_type], args, outputs))
-            runtime_names.update(var.name for var in op.outputs)
-
-    plan_outputs = [(signature(var), binding(var)) for var in function.outputs]
-    schedule_frees(steps, plan_outputs)
-    return FunctionPlan(name, inputs, states, plan_outputs, steps)
-
-
-def schedule_frees(steps: list[Step], outputs: list[tuple[TensorSignature, Binding]]) -> None:
-    """Drop each value after its last reader, so large activations do not pile up during a call."""
-
-    def var_names(b: Binding):
-        if b[0] == VAR:
-            yield b[1]
-        elif b[0] == TUPLE:
-            for inner in b[1]:
-                yield from var_names(inner)
-
-    keep = {n for _, b in outputs for n in var_names(b)}
-    last_use: dict[str, int] = {}
-    for index, step in enumerate(steps):
-        for b in step.args.values():
-            for n in var_names(b):
-                last_use[n] = index
-        for n, _, _ in step.outputs:
-            last_use.setdefault(n, index)  # never read: free right away
-    for n, index in last_use.items():
-        if n not in keep:
-            steps[index].free_after.append(n)
-
-
-def resolve(b: Binding, env: dict[str, Any], slots: dict[str, StateSlot]):
-    kind, payload = b
-    if kind == CONST:
-        return payload
-    if kind == VAR:
-        return env[payload]
-    if kind == STATE:
-        return slots[payload]
-    return [resolve(inner, env, slots) for inner in payload]
-
-
 _BLAS_CONTROLLER = None
 
 
@@ -296,7 +68,8 @@ def single_threaded_numpy_blas():
     """NumPy's OpenBLAS on one thread while a call runs.
 
     Its worker threads sleep between the many small products of a call and waking them cost about
-    1 ms per product on a busy 2-core machine; large products go to torch (`ops.blas_matmul`).
+    1 ms per product on a busy 2-core machine; large products go to torch
+    (`kernels.linear_algebra.blas_matmul`).
     """
     global _BLAS_CONTROLLER
     try:
@@ -327,7 +100,8 @@ class ProgramExecutor:
 
     def _init_from_program(self, program, started: float, keep_large_float16: bool = False) -> None:
         self.stats = ExecutorStats()
-        pool = ConstantPool(keep_large_float16)
+        # Read at construction (not import) time, so tests can lower the threshold for tiny models.
+        pool = ConstantPool(LARGE_CONSTANT_ELEMENTS if keep_large_float16 else None)
         self._plans = {name: compile_function(name, f, pool) for name, f in program.functions.items()}
         self.stats.unique_constants = len(pool)
         self.stats.expanded_weights = pool.expanded

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-# Thresholds per recipe, set from `python -m quant.quality` on the embedded model (measured values in
+# Thresholds per recipe, set from `python -m exporter.tools.quality` on the embedded model (measured values in
 # the comments; README "Verification"): about 4x the measured KL and a margin under the measured top-1,
 # so a broken package fails while the recipe's own rounding passes.
 # graph: package vs a reference holding the package's own weights (measured KL ≤ 3e-6, top-1 ≥ 99.6%).

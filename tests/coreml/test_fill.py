@@ -40,9 +40,9 @@ def test_filled_program_holds_the_checkpoint_weights(setup):
     config, folder = setup
     reader = SafetensorsTensors(folder, expected_shapes(config))
     plan = WeightPlan()
-    skeleton = skeleton_model(config, reader, plan)
-    module = StatefulOpenELM(skeleton, 64, 1)
-    program = convert(skeleton, 64, 1, to_program=True)
+    skeleton = skeleton_model(config, reader, plan.matrix_placeholder)
+    module = StatefulOpenELM(skeleton, 64, 1, weight_plan=plan)
+    program = convert(skeleton, 64, 1, to_program=True, weight_plan=plan)
     fill_weights([program], plan, reader, placeholders_of(module))
     streamed = weights_by_name(program)
 
@@ -59,8 +59,8 @@ def test_fill_refuses_a_program_missing_a_matrix(setup):
     config, folder = setup
     reader = SafetensorsTensors(folder, expected_shapes(config))
     plan = WeightPlan()
-    skeleton = skeleton_model(config, reader, plan)
-    program = convert(skeleton, 64, 1, to_program=True, chunk=Chunk(0, 1, 3))
+    skeleton = skeleton_model(config, reader, plan.matrix_placeholder)
+    program = convert(skeleton, 64, 1, to_program=True, chunk=Chunk(0, 1, 3), weight_plan=plan)
     everything = set(range(len(plan.matrices)))  # more than the first chunk uses
     with pytest.raises(ExportError, match="lost weight matrices"):
         fill_weights([program], plan, reader, everything)
@@ -71,7 +71,7 @@ def test_streamed_preflight_measures_the_whole_model(setup):
     reader = SafetensorsTensors(folder, expected_shapes(config))
     ids = list(range(1, 90))
     whole = measure(load_checkpoint(folder), ids).to_dict()
-    skeleton = skeleton_model(config, reader, WeightPlan())
+    skeleton = skeleton_model(config, reader)
     with materialized(skeleton, reader) as model:
         streamed = measure(model, ids).to_dict()
     assert streamed == whole

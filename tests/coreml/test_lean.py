@@ -92,12 +92,13 @@ def test_export_module_converts_to_the_same_program(monkeypatch, skeleton, token
     import coremltools as ct
 
     config = small_config(num_layers=2)
-    model = (skeleton_model(config, RandomTensors(expected_shapes(config), 1), WeightPlan().matrix_placeholder) if skeleton
+    plan = WeightPlan() if skeleton else None
+    model = (skeleton_model(config, RandomTensors(expected_shapes(config), 1), plan.matrix_placeholder) if skeleton
              else random_model(config, seed=1))
-    lean = ops_of(convert_stage.convert_module(StatefulOpenELM(model, 32, tokens), to_program=True))
+    lean = ops_of(convert_stage.convert_module(StatefulOpenELM(model, 32, tokens, weight_plan=plan), to_program=True))
     default = nullcontext(ct.PassPipeline.DEFAULT)  # coremltools' own conversion, every pass included
     monkeypatch.setattr(convert_stage, "lean_conversion", lambda defer_validation=False: default)
-    full = ops_of(convert_stage.convert_module(StatefulOpenELM(model, 32, tokens), to_program=True))
+    full = ops_of(convert_stage.convert_module(StatefulOpenELM(model, 32, tokens, weight_plan=plan), to_program=True))
     assert_same_program(lean, full)
     broadcast = [row for row in lean if row[4] is not None and row[4].ndim == 2 and not any(row[4].strides)]
     assert len(broadcast) == (2 * 4 + 1 if skeleton else 0)  # every placeholder matrix stays one number
@@ -129,9 +130,13 @@ def test_a_later_chunk_converts_to_the_same_program(monkeypatch):
     from exporter.graph.chunks import Chunk
 
     config = small_config(num_layers=2)
-    model = skeleton_model(config, RandomTensors(expected_shapes(config), 1), WeightPlan().matrix_placeholder)
-    lean = ops_of(convert_stage.convert_module(StatefulOpenELM(model, 32, 4, chunk=Chunk(1, 2, 2)), to_program=True))
+    plan = WeightPlan()
+    model = skeleton_model(config, RandomTensors(expected_shapes(config), 1), plan.matrix_placeholder)
+    chunk = Chunk(1, 2, 2)
+    lean = ops_of(convert_stage.convert_module(StatefulOpenELM(model, 32, 4, chunk=chunk, weight_plan=plan),
+                                               to_program=True))
     default = nullcontext(ct.PassPipeline.DEFAULT)
     monkeypatch.setattr(convert_stage, "lean_conversion", lambda defer_validation=False: default)
-    full = ops_of(convert_stage.convert_module(StatefulOpenELM(model, 32, 4, chunk=Chunk(1, 2, 2)), to_program=True))
+    full = ops_of(convert_stage.convert_module(StatefulOpenELM(model, 32, 4, chunk=chunk, weight_plan=plan),
+                                               to_program=True))
     assert_same_program(lean, full)

@@ -9,7 +9,7 @@ import pytest
 
 from exporter.model.load import random_state_dict, save_checkpoint
 from exporter.cli import run_cli
-from exporter.files import sha256_file
+from exporter.manifest.build import file_hashes
 from exporter.pipeline import ExportOptions, export
 from exporter.verify.check import verify_export
 from exporter.verify.cli import verify_command
@@ -47,8 +47,17 @@ def spec_of(folder):
     return model, model.get_spec()
 
 
+def rehash(folder):
+    """Record the package's files in export.json as if the exporter itself had written these bytes."""
+    manifest = manifest_of(folder)
+    files = file_hashes(folder / manifest["package"])
+    manifest["chunks"][0]["files"] = files
+    manifest["weights_sha256"] = manifest["chunks"][0]["weights_sha256"] = files[manifest["weights_file"]]
+    (folder / "export.json").write_text(json.dumps(manifest))
+
+
 def save_spec(folder, model, spec):
-    """Write an edited program back into the package (weights untouched, so the sha256 still matches)."""
+    """Write an edited program back into the package (same signature; export.json rehashed to match)."""
     import coremltools as ct
 
     manifest = manifest_of(folder)
@@ -57,6 +66,7 @@ def save_spec(folder, model, spec):
     edited.save(str(tmp))
     shutil.rmtree(folder / manifest["package"])
     tmp.rename(folder / manifest["package"])
+    rehash(folder)
 
 
 def run_verify(folder, capsys, *extra):
@@ -77,6 +87,19 @@ def test_clean_package_cli_exit_0(exported, capsys):
     code, out = run_verify(exported / "clean", capsys)
     assert code == 0, out.err
     assert "PASS" in out.out and "not available on this OS" in out.out
+
+
+def test_manifest_lists_and_describes_every_package_file(exported):
+    from exporter.manifest.check import check_integrity, check_manifest
+
+    folder = exported / "clean"
+    manifest = manifest_of(folder)
+    package = folder / manifest["package"]
+    assert set(manifest["chunks"][0]["files"]) == {
+        "Manifest.json", "Data/com.apple.CoreML/model.mlmodel", "Data/com.apple.CoreML/weights/weight.bin"}
+    assert manifest["chunks"][0]["files"] == file_hashes(package)
+    assert check_integrity(folder, manifest) == [package.resolve()]
+    check_manifest(folder, manifest)
 
 
 def test_changed_constant_fails(package_copy, capsys):
@@ -115,9 +138,7 @@ def test_swapped_weight_rows_fail(package_copy, capsys):
     matrix[[1, 5]] = matrix[[5, 1]]  # swap the rows of BOS and token 5
     blob[data_offset : data_offset + size] = matrix.tobytes()
     weights.write_bytes(bytes(blob))
-    # as if the exporter itself had written these bytes
-    manifest["weights_sha256"] = manifest["chunks"][0]["weights_sha256"] = sha256_file(weights)
-    (package_copy / "export.json").write_text(json.dumps(manifest))
+    rehash(package_copy)
     code, out = run_verify(package_copy, capsys)
     assert code == 1 and "FAIL" in out.out, out.out
 
@@ -154,7 +175,7 @@ def test_weights_changed_after_export_detected_before_running(package_copy, caps
     weights.write_bytes(bytes(data))
     from exporter.verify import check
 
-    monkeypatch.setattr(check, "source_tensors", lambda *a: pytest.fail("ran before checking integrity"))
+    monkeypatch.setattr(check, "source_model", lambda *a: pytest.fail("ran before checking integrity"))
     code, out = run_verify(package_copy, capsys)
     assert code == 1
     assert out.err.strip().splitlines() == [out.err.strip()]
@@ -183,7 +204,9 @@ def test_manifest_paths_cannot_escape(package_copy, capsys, layout):
         manifest["package"] = "../../../etc"
     (package_copy / "export.json").write_text(json.dumps(manifest))
     code, out = run_verify(package_copy, capsys)
-    assert code == 1 and "outside" in out.err
+    # a manifest without chunks is refused before any path in it is used
+    expected = "outside" if layout == "chunks" else "'chunks' does not list the packages"
+    assert code == 1 and expected in out.err and len(out.err.strip().splitlines()) == 1, out.err
 
 
 def test_prompt_needs_a_tokenizer(package_copy, capsys):

@@ -11,7 +11,7 @@ from xml.sax.saxutils import escape
 from exporter.model.config import OpenELMConfig
 from exporter.tools.tiny import corpus
 
-TRAIN_COMMAND = "make tiny-model    # = python -m exporter.tiny.train --out exporter/assets/openelm-tiny"
+TRAIN_COMMAND = "make tiny-model    # = python -m exporter.tools.tiny.train --out exporter/assets/openelm-tiny"
 
 
 def smoothed(values: list[float], weight: float = 0.9) -> list[float]:
@@ -130,7 +130,7 @@ inside elm-export (`exporter/assets/openelm-tiny/`), so the exporter's tests and
 trained weights without a Hub download. It writes text that sounds like the King James Bible and
 knows nothing else: it is a test fixture, not a useful language model.
 
-Load it like any Hub checkpoint: `OpenELM.from_pretrained("exporter/assets/openelm-tiny")` for the
+Load it like any Hub checkpoint: `load_checkpoint("exporter/assets/openelm-tiny")` (exporter.model.load) for the
 weights and `transformers.AutoTokenizer.from_pretrained(...)` (or `tokenizers.Tokenizer.from_file`) for
 the tokenizer.
 
@@ -224,7 +224,7 @@ seeded top-k sampling; the printed text includes the prompt.
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m exporter.tiny.card FOLDER`: rewrite the card and figure from training_log.json, no retraining."""
+    """`python -m exporter.tools.tiny.card FOLDER`: rewrite the card and figure from training_log.json, no retraining."""
     folder = Path((argv if argv is not None else sys.argv[1:])[0])
     log = json.loads((folder / "training_log.json").read_text())
     history = log.pop("history")

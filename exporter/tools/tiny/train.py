@@ -1,6 +1,6 @@
 """Train the embedded tiny OpenELM end to end: corpus, tokenizer, model, metrics, model card.
 
-    python -m exporter.tiny.train --out exporter/assets/openelm-tiny
+    python -m exporter.tools.tiny.train --out exporter/assets/openelm-tiny
 
 Everything is seeded and single-process, so two runs on the same machine write the same
 files (wall-clock times in the card aside). The step count is fixed rather than a time
@@ -20,7 +20,7 @@ from pathlib import Path
 
 # Idle OpenMP threads sleep instead of spinning. On a shared machine spinning threads starve
 # the working ones (a training step ran 6x slower under load); the numbers are unaffected.
-# Set before torch loads OpenMP, which `python -m exporter.tiny.train` guarantees.
+# Set before torch loads OpenMP, which `python -m exporter.tools.tiny.train` guarantees.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch
