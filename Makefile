@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-python test-swift clean tiny-model demo bench
+.PHONY: install test test-unit test-python test-swift clean tiny-model demo bench
 
 install: $(STAMP)
 
@@ -15,6 +15,10 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 test: install test-python test-swift
+
+# Unit tests alone (no whole exports): a couple of minutes.
+test-unit: install
+	$(BIN)/python -m pytest -q -m "not e2e"
 
 # Export the embedded OpenELM with the default recipe, verify it, print where it is and the parity report.
 demo: install

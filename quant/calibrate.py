@@ -29,6 +29,7 @@ from torch import nn
 from exporter.checkpoint.text import sample_ids
 from exporter.checkpoint.tokenizer import check_tokenizer
 from exporter.errors import ExportError, UsageError
+from exporter.model.metrics import kl_per_position
 from exporter.model.names import program_name
 from exporter.model.openelm import OpenELM, ReferenceContext
 from exporter.progress import Progress
@@ -307,8 +308,6 @@ def kl_divergence(reference: OpenELM, candidate: OpenELM, token_ids: list[int], 
     sequences = split_sequences(token_ids, reference.config.bos_token_id, window, limit=len(token_ids))
     total, count = 0.0, 0
     for ids in sequences:
-        log_p = F.log_softmax(reference(ids).double(), dim=-1)
-        log_q = F.log_softmax(candidate(ids).double(), dim=-1)
-        total += float((log_p.exp() * (log_p - log_q)).sum())
+        total += float(kl_per_position(reference(ids)[0].double().numpy(), candidate(ids)[0].double().numpy()).sum())
         count += ids.shape[1]
     return total / count

@@ -1,6 +1,6 @@
-"""The graph that gets traced: OpenELM reshaped for Core ML States and the Neural Engine.
+"""The graph that gets traced: OpenELM's own layers, run the way Core ML States and the Neural Engine need.
 
-Same weights and math as `exporter.model.openelm.OpenELM`, but
+`StatefulOpenELM` runs the reference's `DecoderLayer`s (exporter.model.openelm) with a `DeviceContext`:
 - static shapes: every call takes exactly `tokens_per_call` tokens and a start `position`;
 - the KV cache lives in two buffers that become Core ML States (see `CacheLayout`);
 - the causal mask and rotary tables are computed in the graph from `position`;
@@ -8,7 +8,6 @@ Same weights and math as `exporter.model.openelm.OpenELM`, but
 Run eagerly in float32 it reproduces the reference model; traced with float16 caches it is
 what a backend (exporter.coreml) converts.
 """
-
 from __future__ import annotations
 
 import math
@@ -22,7 +21,7 @@ from exporter.graph.chunks import Chunk
 from exporter.graph.norm import rms_norm_fp16_safe
 from exporter.graph.vocab import vocab_split
 from exporter.graph.weights import WeightPlan
-from exporter.model.openelm import OpenELM, rotary_tables
+from exporter.model.openelm import OpenELM, RMSNorm, rotary_tables
 
 MASK_VALUE = -30000.0  # float16: large enough to zero a softmax weight, far from the -65504 edge
 
@@ -111,7 +110,7 @@ class StatefulOpenELM(nn.Module):
         mask = (1.0 - visible.to(x.dtype)) * MASK_VALUE
         ctx = DeviceContext(self, cos, sin, mask, start)
         for layer in self.layers.values():
-            x = layer.forward(x, ctx)  # not a module call, which would trace to a sub-graph with its constants pooled
+            x = layer.forward(x, ctx)  # not a module call: that would trace to a sub-graph, its constants pooled
         if not self.chunk.gives_logits:
             return x
         x = ctx.norm(x, self.final_norm)
@@ -121,7 +120,11 @@ class StatefulOpenELM(nn.Module):
 
 
 class DeviceContext:
-    """The export graph's numerics (see exporter.model.openelm.Context) for one call of T tokens at `position`."""
+    """The export graph's numerics (exporter.model.openelm.Context) for one call: T tokens at `position`.
+
+    Traced, this is the converted program op for op: its operations keep their order, and the
+    local names that name the program's ops (x, cos, sin, mask, y) are kept too.
+    """
 
     def __init__(self, graph: StatefulOpenELM, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor,
                  position: torch.Tensor):
@@ -130,7 +133,7 @@ class DeviceContext:
         self.mask = mask  # [g*T, context] additive
         self.position = position
 
-    def norm(self, x: torch.Tensor, norm: nn.Module) -> torch.Tensor:
+    def norm(self, x: torch.Tensor, norm: RMSNorm) -> torch.Tensor:
         return rms_norm_fp16_safe(x, norm.weight, norm.eps)  # float16: never squares a large number
 
     def rotate(self, x: torch.Tensor) -> torch.Tensor:
@@ -139,7 +142,7 @@ class DeviceContext:
         swapped = torch.cat((x[..., half:], x[..., :half]), dim=-1)
         return x * cos + swapped * sin
 
-    def cache(self, layer: int, k: torch.Tensor, v: torch.Tensor, tokens) -> tuple[torch.Tensor, torch.Tensor]:
+    def cache(self, layer: int, k: torch.Tensor, v: torch.Tensor, tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
         graph = self.graph
         first = graph.layout.offsets[layer - graph.chunk.start]
         heads = slice(first, first + graph.config.num_kv_heads[layer])
@@ -148,7 +151,7 @@ class DeviceContext:
         graph.value_cache[:, heads, self.position : self.position + tokens, :] = v.to(graph.value_cache.dtype)
         return graph.key_cache[:, heads].to(k.dtype), graph.value_cache[:, heads].to(v.dtype)  # [1, kv, context, hd]
 
-    def attend(self, layer: int, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, tokens) -> torch.Tensor:
+    def attend(self, layer: int, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, tokens: int):
         config, mask = self.graph.config, self.mask
         num_q, num_kv, head_dim = config.num_query_heads[layer], config.num_kv_heads[layer], config.head_dim
         # GQA without repeating keys: query heads g*j..g*j+g-1 share KV head j, so the queries
@@ -156,4 +159,4 @@ class DeviceContext:
         q = q.reshape(1, num_kv, self.graph.groups * tokens, head_dim) * (1.0 / math.sqrt(head_dim))  # float16: scale before the dot product
         scores = torch.matmul(q, keys.transpose(-1, -2)) + mask  # [1, kv, g*T, context]
         y = torch.matmul(scores.softmax(dim=-1), values)  # [1, kv, g*T, hd]
-        return y.reshape(1, num_q, tokens, head_dim)
+        return y.reshape(1, num_q, tokens, head_dim)  # [1, num_q, T, hd]

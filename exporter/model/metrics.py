@@ -1,9 +1,10 @@
-"""Perplexity of a causal language model over a token stream, in windows no longer than its context."""
+"""How well a language model predicts text, and how far two models' next-token distributions are apart."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -42,3 +43,22 @@ def perplexity(model, token_ids: list[int] | torch.Tensor, window: int | None = 
             total_nll += float(nll.double())
             total_targets += batch[:, 1:].numel()
     return math.exp(total_nll / total_targets)
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """log p over the last axis, in float64."""
+    x = np.asarray(logits, dtype=np.float64)
+    shifted = x - x.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def kl_per_position(reference_logits: np.ndarray, candidate_logits: np.ndarray) -> np.ndarray:
+    """KL(reference ‖ candidate) of the next-token distributions at each position ([positions, vocab] logits)."""
+    ref_logp, cand_logp = log_softmax(reference_logits), log_softmax(candidate_logits)
+    return np.maximum((np.exp(ref_logp) * (ref_logp - cand_logp)).sum(-1), 0.0)  # ≥ 0 up to rounding
+
+
+def perplexity_of_logits(logits: np.ndarray, tokens: list[int]) -> float:
+    """exp(mean NLL) of predicting tokens[1:] from logits[:-1]."""
+    logp = log_softmax(logits[:-1])
+    return float(np.exp(-logp[np.arange(len(tokens) - 1), tokens[1:]].mean()))

@@ -69,17 +69,22 @@ class KVCache:
 
 
 class Context(Protocol):
-    """What the layers leave to whoever runs them, for one pass over T new tokens."""
+    """What the layers leave to whoever runs them, for one pass over T new tokens.
 
-    def norm(self, x: torch.Tensor, norm: RMSNorm) -> torch.Tensor: ...
+    `tokens` is T as the attention read it from its input: traced, the export graph's slices and
+    reshapes use that very value.
+    """
+
+    def norm(self, x: torch.Tensor, norm: RMSNorm) -> torch.Tensor:
+        """x normalized by `norm` (its weight and eps)."""
 
     def rotate(self, x: torch.Tensor) -> torch.Tensor:
         """RoPE at the new tokens' positions, x [B, heads, T, head_dim]."""
 
-    def cache(self, layer: int, k: torch.Tensor, v: torch.Tensor, tokens) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store the T = `tokens` new keys and values; return all of the layer's [B, kv, S, head_dim]."""
+    def cache(self, layer: int, k: torch.Tensor, v: torch.Tensor, tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keep the new keys and values [B, kv, T, head_dim]; return all the layer's [B, kv, S, head_dim]."""
 
-    def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tokens) -> torch.Tensor:
+    def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tokens: int) -> torch.Tensor:
         """Causal attention of q [B, num_q, T, head_dim] over k, v [B, kv, S, head_dim]: [B, num_q, T, head_dim]."""
 
 
@@ -163,7 +168,7 @@ class DecoderLayer(nn.Module):
         self.ffn = FeedForward(config, layer)
 
     def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
-        # .forward, not a module call: the export traces the layers into one flat graph (see DeviceContext).
+        # .forward, not a module call: traced, a module call becomes a sub-graph and changes the exported program.
         h = x + self.attn.forward(ctx.norm(x, self.attn_norm), ctx)
         return h + self.ffn(ctx.norm(h, self.ffn_norm))
 
@@ -186,10 +191,10 @@ class OpenELM(nn.Module):
         return sum(p.numel() for p in self.parameters())  # the output projection is tied: counted once
 
     def forward(self, input_ids: torch.Tensor, cache: KVCache | None = None,
-                ctx: ReferenceContext | None = None) -> torch.Tensor:
+                ctx: Context | None = None) -> torch.Tensor:
         """Logits [B, T, vocab] (float32) for `input_ids` [B, T] following the `cache`d tokens.
 
-        `ctx` replaces the reference's context for these tokens (its cache is then ctx.kv).
+        A `ctx` replaces the reference context built from `cache` (it carries its own cache, if any).
         """
         if ctx is None:
             past = cache.length if cache is not None else 0

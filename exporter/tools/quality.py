@@ -25,7 +25,8 @@ from exporter.checkpoint.sources import EMBEDDED_DIR
 from exporter.checkpoint.tokenizer import check_tokenizer
 from exporter.pipeline import ExportOptions, export
 from exporter.verify.reference import dequantized_reference
-from exporter.verify.compare import compare, log_softmax
+from exporter.model.metrics import perplexity_of_logits
+from exporter.verify.compare import compare
 from exporter.verify.reference import logits_for
 from exporter.verify.drive import package_run
 from quant.recipes import RECIPES
@@ -38,16 +39,10 @@ def heldout_windows(window: int) -> list[list[int]]:
     return [ids[i : i + window] for i in range(0, len(ids) - 1, window) if len(ids[i : i + window]) > 1]
 
 
-def perplexity_of(logits: np.ndarray, tokens: list[int]) -> float:
-    """exp(mean NLL) of predicting tokens[1:] from logits[:-1]."""
-    logp = log_softmax(logits[:-1])
-    return float(np.exp(-logp[np.arange(len(tokens) - 1), tokens[1:]].mean()))
-
-
 def evaluate(folder: Path, manifest: dict, model) -> dict:
     from exporter.verify.executor import ProgramExecutor
 
-    package = folder / manifest["package"]
+    package = folder / manifest["chunks"][0]["package"]
     executor = ProgramExecutor(package)
     dequantized = dequantized_reference(package, model) if manifest["quantization"]["recipe"] != "none" else None
     ref_rows, pkg_rows, deq_rows, nll_ref, nll_pkg, count = [], [], [], 0.0, 0.0, 0
@@ -59,8 +54,8 @@ def evaluate(folder: Path, manifest: dict, model) -> dict:
         if dequantized is not None:
             deq_rows.append(logits_for(dequantized, tokens))
         n = len(tokens) - 1
-        nll_ref += np.log(perplexity_of(reference, tokens)) * n
-        nll_pkg += np.log(perplexity_of(packaged, tokens)) * n
+        nll_ref += np.log(perplexity_of_logits(reference, tokens)) * n
+        nll_pkg += np.log(perplexity_of_logits(packaged, tokens)) * n
         count += n
     ref, pkg = np.concatenate(ref_rows), np.concatenate(pkg_rows)
     total = compare(ref, pkg, len(ref))

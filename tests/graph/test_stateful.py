@@ -55,6 +55,16 @@ def test_decode_reaches_the_last_context_slot():
     assert (got - model(ids)).abs().max() <= 1e-3
 
 
+def test_layers_trace_into_one_flat_graph():
+    """The reference's layers run inside the export graph, traced inline: a module call to a layer, its attention
+    or a norm would become a sub-graph whose constants are pooled, and the converted program would change."""
+    from exporter.coreml.convert import trace
+
+    traced = trace(StatefulOpenELM(reference(small_config(num_layers=2)), 32, 4))
+    called = {node.inputsAt(0).type().name() for node in traced.graph.findAllNodes("prim::CallMethod", recurse=True)}
+    assert called and not called & {"DecoderLayer", "Attention", "RMSNorm"}
+
+
 def test_uneven_vocabulary_is_padded_and_split():
     config = small_config(vocab_size=20000)
     model = reference(config)

@@ -17,6 +17,8 @@ from exporter.cli import export_command, run_cli
 from exporter.verify.cli import verify_command
 from tests.helpers import small_config
 
+pytestmark = pytest.mark.e2e  # every test here runs a whole export
+
 FAST = ["--no-tokenizer", "--no-verify", "--prefill-length", "8", "--quant", "none", "--quiet"]
 
 

@@ -14,6 +14,8 @@ from exporter.files import sha256_file
 from exporter.pipeline import ExportOptions, export
 from tests.helpers import small_config
 
+pytestmark = pytest.mark.e2e  # every test here runs a whole export
+
 ANE_MAX_DIM = 16384
 
 

@@ -13,6 +13,8 @@ from exporter.model.preflight import measure
 from exporter.verify.check import verify_export
 from tests.helpers import small_config
 
+pytestmark = pytest.mark.e2e  # every test here runs a whole export
+
 MASSIVE = 3e4  # the residual-stream value the issue asks us to survive (float16 max is 65504)
 
 

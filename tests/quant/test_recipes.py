@@ -19,6 +19,7 @@ WEIGHTS = [
 
 
 @pytest.mark.parametrize("recipe", list(RECIPES))
+@pytest.mark.e2e
 def test_every_recipe_exports_and_verifies_the_embedded_model(recipe, tmp_path):
     result = export(ExportOptions(size="tiny", quant=recipe, context_length=128, prefill_length=32,
                                   output=tmp_path / recipe))
@@ -81,6 +82,7 @@ def test_theoretical_bits():
     assert compression.theoretical_weight_bytes(shapes) == (8 * n + 16 * rows + 4 * n + n // 2) // 8
 
 
+@pytest.mark.e2e
 def test_lut_with_per_channel_scale_exports_verifies_and_stores_scales(tmp_path):
     from coremltools.optimize import _utils as optimize_utils
     from safetensors.numpy import load_file

@@ -30,6 +30,8 @@ pytest.importorskip("coremltools")
 from exporter.verify.executor import ProgramExecutor  # noqa: E402
 from exporter.coreml.package import load_program
 
+pytestmark = pytest.mark.e2e  # every test here runs a whole export
+
 PREFILL_LENGTH = 8
 CONTEXT_LENGTH = 64
 PROMPT_LENGTH = 21  # three prefill calls, the last one padded (5 real tokens of 8)

@@ -15,6 +15,8 @@ from exporter.verify.check import verify_export
 from exporter.verify.cli import verify_command
 from tests.helpers import small_config
 
+pytestmark = pytest.mark.e2e  # every test here runs a whole export
+
 BLOB_HEADER = struct.Struct("<IIQQ")  # sentinel, dtype, size in bytes, data offset (Core ML weight-file metadata)
 
 

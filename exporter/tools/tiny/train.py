@@ -203,12 +203,16 @@ def state_digest(state: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="folder to write the model, tokenizer and card to")
     parser.add_argument("--steps", type=int, default=TrainSettings.steps, help="optimizer steps (default %(default)s)")
     parser.add_argument("--seed", type=int, default=TrainSettings.seed)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     settings = TrainSettings(steps=args.steps, seed=args.seed)
     started, started_cpu = time.perf_counter(), time.process_time()
 
