@@ -85,9 +85,6 @@ def build_manifest(name: str, packages: list, staging: Path, source: dict, confi
     source, quantization, tokenizer: the records of where the weights came from, how they were
     compressed, and which tokenizer files the folder holds (None: none).
     """
-    import coremltools as ct
-    import torch
-
     chunks = [chunk_entry(staging, chunk, package_name, sizes, config, context_length)
               for chunk, package_name, sizes in packages]
     single = chunks[0] if len(chunks) == 1 else None
@@ -129,15 +126,23 @@ def build_manifest(name: str, packages: list, staging: Path, source: dict, confi
         "weights_file": str(WEIGHTS_IN_PACKAGE),
         "weights_sha256": single and single["weights_sha256"],
         "size": total_size(chunks),
-        "versions": {
-            "coremltools": ct.__version__,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "elm-export": own_version(),
-        },
+        "versions": versions(),
         "deployment_target": "iOS18",
         "compute_precision": "float16",
         "verification": None,
+    }
+
+
+def versions() -> dict:
+    """The versions that wrote the export (a different coremltools can write a different package)."""
+    import coremltools as ct
+    import torch
+
+    return {
+        "coremltools": ct.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "elm-export": own_version(),
     }
 
 

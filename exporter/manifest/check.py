@@ -40,6 +40,9 @@ def check_integrity(folder: Path, manifest: dict) -> list[Path]:
     return packages
 
 
+FINDER_METADATA = {".DS_Store"}
+
+
 def check_files(package: Path, listed, field: str) -> dict[Path, str]:
     """{file: sha256} of the package, after checking it holds exactly the files `listed`, unchanged."""
     if not isinstance(listed, dict) or not listed:
@@ -52,6 +55,8 @@ def check_files(package: Path, listed, field: str) -> dict[Path, str]:
             raise ExportError(f"{path}: listed in export.json but missing from the package; {CHANGED}")
         expected[path] = digest
     for path in folder_files(package):
+        if path.name in FINDER_METADATA:
+            continue  # macOS Finder writes these when a user opens the package's contents: not part of it
         if path.resolve() not in expected:
             raise ExportError(f"{path}: in the package but not listed in export.json; {CHANGED}")
     hashes = {}
@@ -103,12 +108,13 @@ def check_manifest(folder: Path, manifest: dict) -> None:
 
 def check_roles(chunk: dict, package: Declared, index: int, count: int) -> None:
     """The first chunk takes input_ids and the last gives logits (hidden states between), in both functions."""
-    roles = {"input": INPUT_IDS if index == 0 else HIDDEN_IN, "output": LOGITS if index == count - 1 else HIDDEN_OUT}
-    for role, name in roles.items():
+    first, last = index == 0, index == count - 1
+    roles = {"input": (INPUT_IDS, "the first chunk takes") if first else (HIDDEN_IN, "chunks after the first take"),
+             "output": (LOGITS, "the last chunk gives") if last else (HIDDEN_OUT, "chunks before the last give")}
+    for role, (name, rule) in roles.items():
         if chunk.get(role, MISSING) != name:
-            where = "the only" if count == 1 else ("the first" if index == 0 else "this")
             raise ExportError(f"{MANIFEST_NAME}: chunks[{index}].{role} is {show(chunk.get(role, MISSING))} but "
-                              f"{where} chunk's {role} is {name}; {NOT_THIS}")
+                              f"{rule} {name}; {NOT_THIS}")
         for function in FUNCTIONS:
             package.feature(function, f"{role}s", name)
 
@@ -191,7 +197,7 @@ def check_top_level(manifest: dict, declared: list[Declared]) -> None:
         for key in ("package", "functions", "states", "kv_cache", "weights_sha256"):
             if manifest.get(key) is not None:
                 raise ExportError(f"{MANIFEST_NAME}: {key} describes one package but the export is split into "
-                                  f"{len(chunks)} (each of chunks describes its own); {NOT_THIS}")
+                                  f"{len(chunks)} (each entry of chunks describes its own); {NOT_THIS}")
         return
     package, chunk = declared[0], chunks[0]
     for key in ("package", "weights_sha256"):

@@ -8,14 +8,20 @@ value, state or tuple it comes from, and each value is dropped after its last re
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
 from exporter.verify.kernels import OPS, ExecutorError, OpInfo, StateSlot, UnsupportedOpError
 
-if TYPE_CHECKING:
-    from exporter.verify.constant_pool import ConstantPool
+
+
+class ConstantPool(Protocol):
+    """Where compiled plans get their constants (exporter.verify.constant_pool.ConstantPool is one)."""
+
+    def constant(self, value) -> tuple[tuple, Any]: ...
+
+    def expanded_weight(self, op, input_keys: dict[str, tuple], inputs: dict[str, Any]) -> tuple[tuple, list]: ...
 
 # Input bindings of a compiled op: where each input value comes from at run time.
 CONST, VAR, STATE, TUPLE = "const", "var", "state", "tuple"

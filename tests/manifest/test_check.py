@@ -125,7 +125,7 @@ FIELD_EDITS = {
         "export.json: kv_cache.shape is [1, 16, 512, 16] but the package's key_cache is [1, 32, 512, 16]"),
     "chunk input": (
         lambda m: chunk(m).update(input="hidden_in"),
-        "export.json: chunks[0].input is \"hidden_in\" but the only chunk's input is input_ids"),
+        "export.json: chunks[0].input is \"hidden_in\" but the first chunk takes input_ids"),
     "top-level package": (
         lambda m: m.update(package="other.mlpackage"),
         "export.json: package is \"other.mlpackage\" but chunks[0].package is"),
@@ -247,6 +247,7 @@ def test_package_outside_an_export_says_what_to_pass(tmp_path, capsys):
 def test_package_the_manifest_does_not_list(tmp_path, capsys):
     (tmp_path / "a.mlpackage").mkdir()
     (tmp_path / "b.mlpackage").mkdir()
-    (tmp_path / "export.json").write_text(json.dumps({"format": "elm-export/1", "chunks": [{"package": "a.mlpackage"}]}))
+    manifest = {"format": "elm-export/1", "chunks": [{"package": "a.mlpackage"}]}
+    (tmp_path / "export.json").write_text(json.dumps(manifest))
     code, err = verify_error(tmp_path / "b.mlpackage", capsys)
     assert code == 1 and "b.mlpackage: not one of the packages" in err and "(a.mlpackage)" in err, err

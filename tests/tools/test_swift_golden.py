@@ -161,7 +161,7 @@ def tokenizer_golden() -> dict:
 
 
 def reference_model():
-    from exporter.model.openelm import OpenELM
+    from exporter.model.load import load_checkpoint
 
     return load_checkpoint(ASSET_DIR)
 
