@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import uuid
 from pathlib import Path
 
 from exporter.errors import ExportError
 
 PACKAGE_SUFFIX = ".mlpackage"
 WEIGHTS_IN_PACKAGE = Path("Data/com.apple.CoreML/weights/weight.bin")
+PROGRAM_IN_PACKAGE = Path("Data/com.apple.CoreML/model.mlmodel")
 
 
 def package_name(name: str, count: int, index: int) -> str:
@@ -39,6 +42,26 @@ def save_functions(programs: dict, destination: Path, default_function: str) -> 
                        minimum_deployment_target=ct.target.iOS18, compute_units=ct.ComputeUnit.CPU_AND_NE,
                        skip_model_load=True)
     model.save(str(destination))
+    make_reproducible(destination)
+
+
+def make_reproducible(package: Path) -> None:
+    """The same export gives the same bytes: coremltools' save orders the program's metadata map differently
+    from one process to the next and names the package's items with random UUIDs. The program is
+    re-serialized in protobuf's deterministic order, and each item named by a UUID derived from its path."""
+    from coremltools.proto import Model_pb2
+
+    spec_path = package / PROGRAM_IN_PACKAGE
+    spec = Model_pb2.Model()
+    spec.ParseFromString(spec_path.read_bytes())
+    spec_path.write_bytes(spec.SerializeToString(deterministic=True))
+    manifest_path = package / "Manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    renamed = {old: str(uuid.uuid5(uuid.NAMESPACE_URL, f"elm-export:{item['path']}"))
+               for old, item in manifest["itemInfoEntries"].items()}
+    manifest["itemInfoEntries"] = {renamed[old]: item for old, item in manifest["itemInfoEntries"].items()}
+    manifest["rootModelIdentifier"] = renamed[manifest["rootModelIdentifier"]]
+    manifest_path.write_text(json.dumps(manifest, indent=4, sort_keys=True))
 
 
 def _feature(feature) -> dict:

@@ -16,7 +16,8 @@ def seeded_model(config, seed=0):
 
 
 def naive_logits(state, config, ids):
-    """OpenELM's forward pass written out head by head from shared/docs/openelm.md, as an independent check."""
+    """OpenELM's forward pass written out head by head from its published description (arXiv 2404.14619),
+    as an independent check."""
 
     def rms(x, w):
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * w

@@ -194,27 +194,19 @@ def test_unwritable_output_folder(ckpt, tmp_path, capsys):
     assert_one_line(err, got, 1, r"cannot write to .*file")
 
 
-def test_disk_full_mid_write_leaves_nothing(ckpt, tmp_path, capsys, monkeypatch):
-    def full(*args, **kwargs):
-        raise OSError(28, "No space left on device")
+@pytest.mark.parametrize("stage, failure, code, message", [
+    ("write_manifest", OSError(28, "No space left on device"), 1, r"No space left on device\); nothing was written"),
+    ("convert_module", KeyboardInterrupt(), 130, r"interrupted; nothing was written"),
+], ids=["disk full mid-write", "ctrl-c during conversion"])
+def test_a_failure_mid_export_leaves_nothing(ckpt, tmp_path, capsys, monkeypatch, stage, failure, code, message):
+    def fail(*args, **kwargs):
+        raise failure
 
-    monkeypatch.setattr(pipeline, "write_manifest", full)
+    monkeypatch.setattr(pipeline if stage == "write_manifest" else functions, stage, fail)
     out_dir = tmp_path / "exports"
     out_dir.mkdir()
     got, err = run_export(["--model-dir", ckpt, "--output", out_dir / "out"] + FAST, capsys)
-    assert_one_line(err, got, 1, r"No space left on device\); nothing was written")
-    assert list(out_dir.iterdir()) == []
-
-
-def test_ctrl_c_during_conversion_leaves_nothing(ckpt, tmp_path, capsys, monkeypatch):
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(functions, "convert_module", interrupted)
-    out_dir = tmp_path / "exports"
-    out_dir.mkdir()
-    got, err = run_export(["--model-dir", ckpt, "--output", out_dir / "out"] + FAST, capsys)
-    assert_one_line(err, got, 130, r"interrupted; nothing was written")
+    assert_one_line(err, got, code, message)
     assert list(out_dir.iterdir()) == []
 
 

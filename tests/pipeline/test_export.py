@@ -160,6 +160,7 @@ def test_force_replaces_and_export_is_deterministic(tmp_path):
     second = export(options).manifest
     assert weights.read_bytes() == first_bytes
     assert second["weights_sha256"] == first["weights_sha256"]
+    assert second["chunks"][0]["files"] == first["chunks"][0]["files"]  # every file of the package, byte for byte
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "out"]  # no staging folders left
 
 
