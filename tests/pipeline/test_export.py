@@ -177,7 +177,7 @@ def test_force_replaces_and_export_is_deterministic(tmp_path):
 def test_bad_lengths_are_usage_errors_before_loading(real_vocab_checkpoint, tmp_path, monkeypatch, context, prefill,
                                                      message):
     folder, _ = real_vocab_checkpoint
-    monkeypatch.setattr(pipeline, "source_tensors", lambda *a, **k: pytest.fail("opened weights before checking"))
+    monkeypatch.setattr(pipeline, "open_source", lambda *a, **k: pytest.fail("opened weights before checking"))
     with pytest.raises(UsageError, match=message):
         export(ExportOptions(model_dir=folder, tokenizer=None, context_length=context, prefill_length=prefill,
                              output=tmp_path / "o"))

@@ -67,10 +67,10 @@ def test_verify_catches_chunks_run_out_of_order(tiny_exports, tmp_path):
     manifest = json.loads((folder / "export.json").read_text())
     first, second = manifest["chunks"][1], manifest["chunks"][2]
     # Swap what the middle and last chunk files hold, keeping the manifest's checksums consistent.
-    for key in ("package", "weights_sha256"):
+    for key in ("package", "weights_sha256", "files"):
         first[key], second[key] = second[key], first[key]
     (folder / "export.json").write_text(json.dumps(manifest))
-    with pytest.raises(ExportError, match="export.json and the packages do not match"):
+    with pytest.raises(ExportError, match="the manifest does not describe this package"):
         verify_export(folder)
 
 
@@ -90,11 +90,11 @@ def test_verify_catches_a_changed_chunk(tiny_exports, tmp_path):
 
 def test_streamed_references_verify_like_held_ones(tiny_exports, monkeypatch):
     """elm-verify streams both references from disk for models too big to hold (1.1B, 3B): same report."""
-    from exporter.verify import check
+    from exporter.verify import check, reference
 
     _, split = tiny_exports
     held = check.verify_export(split.folder, tokens=40, steps=6)
-    monkeypatch.setattr(check, "HOLD_LIMIT_BYTES", 0)
+    monkeypatch.setattr(reference, "HOLD_LIMIT_BYTES", 0)
     streamed = check.verify_export(split.folder, tokens=40, steps=6)
     assert streamed.passed == held.passed and streamed.continuation == held.continuation
     for field in ("reference", "dequantized_reference"):
