@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+from exporter.errors import UsageError
 from exporter.memory import batched, collect
 from quant.program import weight_matrix_names
 from quant.recipes import (
@@ -21,7 +22,6 @@ from quant.recipes import (
     assign,
     parse_quant_map,
 )
-from exporter.errors import UsageError
 
 
 def op_config(recipe: Recipe, group_size: int = DEFAULT_GROUP_SIZE, per_channel_scale: bool = False, lut_cache=None):

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+from huggingface_hub.errors import (
+    GatedRepoError,
+    LocalEntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
 
 from exporter.checkpoint.sources import hub_failure
 from exporter.errors import ExportError, UsageError

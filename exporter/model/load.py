@@ -11,8 +11,15 @@ from pathlib import Path
 
 import torch
 
-from exporter.checkpoint.sources import Source, embedded_checkpoint, hub_checkpoint, local_checkpoint, EMBEDDED_SIZE
-from exporter.checkpoint.tensors import CONFIG_NAME, RandomTensors, SafetensorsTensors, TensorSource, all_tensors, save_tensors
+from exporter.checkpoint.sources import EMBEDDED_SIZE, Source, embedded_checkpoint, hub_checkpoint, local_checkpoint
+from exporter.checkpoint.tensors import (
+    CONFIG_NAME,
+    RandomTensors,
+    SafetensorsTensors,
+    TensorSource,
+    all_tensors,
+    save_tensors,
+)
 from exporter.errors import ExportError, UsageError
 from exporter.model.config import OpenELMConfig
 from exporter.model.openelm import OpenELM

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exporter.model.config import OpenELMConfig, expand_layerwise
 from exporter.errors import UsageError
+from exporter.model.config import OpenELMConfig, expand_layerwise
 
 
 @dataclass(frozen=True)

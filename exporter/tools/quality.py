@@ -20,15 +20,14 @@ from pathlib import Path
 import click
 import numpy as np
 
-from exporter.checkpoint.text import HELDOUT_TEXT
 from exporter.checkpoint.sources import EMBEDDED_DIR
+from exporter.checkpoint.text import HELDOUT_TEXT
 from exporter.checkpoint.tokenizer import check_tokenizer
-from exporter.pipeline import ExportOptions, export
-from exporter.verify.reference import dequantized_reference
 from exporter.model.metrics import perplexity_of_logits
+from exporter.pipeline import ExportOptions, export
 from exporter.verify.compare import compare
-from exporter.verify.reference import logits_for
 from exporter.verify.drive import package_run
+from exporter.verify.reference import dequantized_reference, logits_for
 from quant.recipes import RECIPES
 
 QUALITY_JSON = Path("benchmarks_quality.json")

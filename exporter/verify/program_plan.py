@@ -15,7 +15,6 @@ import numpy as np
 from exporter.verify.kernels import OPS, ExecutorError, OpInfo, StateSlot, UnsupportedOpError
 
 
-
 class ConstantPool(Protocol):
     """Where compiled plans get their constants (exporter.verify.constant_pool.ConstantPool is one)."""
 

@@ -9,7 +9,6 @@ of the graph from the error of the compression.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np

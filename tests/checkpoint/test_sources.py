@@ -7,10 +7,9 @@ import sys
 
 import pytest
 
-from exporter.model.load import random_state_dict, save_checkpoint
-from exporter.errors import ExportError, UsageError
 from exporter.checkpoint.tokenizer import check_tokenizer, resolve_tokenizer
-from exporter.model.load import resolve_source
+from exporter.errors import ExportError, UsageError
+from exporter.model.load import random_state_dict, resolve_source, save_checkpoint
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 

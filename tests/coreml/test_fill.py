@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from exporter.checkpoint.tensors import RandomTensors, SafetensorsTensors
-from exporter.model.load import expected_shapes, load_checkpoint, random_state_dict
 from exporter.coreml.convert import convert
+from exporter.coreml.fill import fill_weights
 from exporter.graph.chunks import Chunk
 from exporter.graph.stateful import StatefulOpenELM
-from exporter.model.preflight import measure
 from exporter.graph.weights import WeightPlan, placeholders_of
-from exporter.coreml.fill import fill_weights
+from exporter.model.load import expected_shapes, load_checkpoint, random_state_dict
+from exporter.model.preflight import measure
 from exporter.model.streamed import materialized, skeleton_model
 from quant.program import weight_matrix_names
 from tests.helpers import small_config

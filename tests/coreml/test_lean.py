@@ -8,10 +8,10 @@ import torch
 
 import exporter.coreml.convert as convert_stage
 from exporter.checkpoint.tensors import RandomTensors
-from exporter.model.load import expected_shapes, random_model
-from exporter.graph.stateful import StatefulOpenELM
 from exporter.coreml.lean import lean_conversion
+from exporter.graph.stateful import StatefulOpenELM
 from exporter.graph.weights import WeightPlan
+from exporter.model.load import expected_shapes, random_model
 from exporter.model.streamed import placeholder, skeleton_model
 from tests.helpers import small_config
 

@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from exporter.model.load import random_state_dict
 from exporter.graph.cache import CacheLayout
-from exporter.graph.stateful import StatefulOpenELM
 from exporter.graph.norm import rms_norm_fp16_safe
+from exporter.graph.stateful import StatefulOpenELM
 from exporter.graph.vocab import vocab_split
+from exporter.model.load import random_state_dict
 from exporter.model.openelm import OpenELM, RMSNorm
 from tests.helpers import small_config
 

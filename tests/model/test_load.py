@@ -6,10 +6,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from exporter.model.load import random_state_dict, save_checkpoint
 from exporter.errors import ExportError
-from exporter.model.openelm import OpenELM
-from exporter.model.load import load_checkpoint
+from exporter.model.load import load_checkpoint, random_state_dict, save_checkpoint
 
 
 def test_loads_single_file_in_eval_mode(checkpoint_dir, config):

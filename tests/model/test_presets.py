@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from exporter.model.load import expected_shapes
-from exporter.model.config import make_divisible
 from exporter.errors import UsageError
+from exporter.model.config import make_divisible
+from exporter.model.load import expected_shapes
 from exporter.model.openelm import OpenELM
 from exporter.model.presets import get_preset
 

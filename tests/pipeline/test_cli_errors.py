@@ -11,9 +11,9 @@ import torch
 from safetensors.torch import save_file
 
 from exporter import pipeline
+from exporter.cli import export_command, run_cli
 from exporter.coreml import functions
 from exporter.model.load import random_state_dict, save_checkpoint
-from exporter.cli import export_command, run_cli
 from exporter.verify.cli import verify_command
 from tests.helpers import small_config
 

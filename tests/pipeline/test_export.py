@@ -7,10 +7,10 @@ import pytest
 
 from exporter import pipeline
 from exporter.coreml import functions
-from exporter.model.load import expected_shapes, random_state_dict, save_checkpoint
+from exporter.coreml.package import WEIGHTS_IN_PACKAGE, load_program
 from exporter.errors import ExportError, UsageError
-from exporter.coreml.package import WEIGHTS_IN_PACKAGE
 from exporter.files import sha256_file
+from exporter.model.load import expected_shapes, random_state_dict, save_checkpoint
 from exporter.pipeline import ExportOptions, export
 from tests.helpers import small_config
 
@@ -37,19 +37,13 @@ def exported(real_vocab_checkpoint, tmp_path_factory):
     return result, config
 
 
-def load_program(package):
-    import coremltools as ct
-    from coremltools.converters.mil.frontend.milproto.load import load
-
-    model = ct.models.MLModel(str(package), skip_model_load=True)
-    spec = model.get_spec()
-    return spec, load(spec, specification_version=spec.specificationVersion, file_weights_dir=model.weights_dir)
-
-
 def test_package_has_prefill_and_decode_sharing_state(exported):
     result, config = exported
     manifest = result.manifest
-    spec, program = load_program(result.folder / manifest["package"])
+    import coremltools as ct
+
+    package = result.folder / manifest["package"]
+    spec, program = ct.models.MLModel(str(package), skip_model_load=True).get_spec(), load_program(package)
     assert sorted(program.functions) == ["decode", "prefill"]
     assert spec.description.defaultFunctionName == "decode"
     assert spec.specificationVersion >= 9  # iOS 18: states and multifunction
@@ -73,7 +67,7 @@ def test_package_has_prefill_and_decode_sharing_state(exported):
 
 def test_no_tensor_dimension_over_neural_engine_limit(exported):
     result, _ = exported
-    _, program = load_program(result.folder / result.manifest["package"])
+    program = load_program(result.folder / result.manifest["package"])
     for function in program.functions.values():
         for op in function.operations:
             for var in op.outputs:
@@ -195,7 +189,7 @@ def test_graph_computes_in_float16_throughout(exported):
     from coremltools.converters.mil.mil import types
 
     result, _ = exported
-    _, program = load_program(result.folder / result.manifest["package"])
+    program = load_program(result.folder / result.manifest["package"])
     for function in program.functions.values():
         for op in function.operations:
             for var in op.outputs:

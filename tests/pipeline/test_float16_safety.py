@@ -3,13 +3,11 @@
 import pytest
 import torch
 
-from exporter.graph import stateful
-from exporter.model.load import random_state_dict, save_checkpoint
 from exporter.errors import ExportError
-from exporter.model.openelm import OpenELM
-from exporter.model.load import load_checkpoint
-from exporter.pipeline import ExportOptions, export
+from exporter.graph import stateful
+from exporter.model.load import load_checkpoint, random_state_dict, save_checkpoint
 from exporter.model.preflight import measure
+from exporter.pipeline import ExportOptions, export
 from exporter.verify.check import verify_export
 from tests.helpers import small_config
 

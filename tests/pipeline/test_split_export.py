@@ -42,8 +42,8 @@ def test_split_export_describes_each_chunk(tiny_exports):
 
 def test_chained_chunks_give_the_single_package_logits(tiny_exports):
     from exporter.manifest.check import check_integrity
-    from exporter.verify.executor import ProgramExecutor
     from exporter.verify.drive import ChunkChain, package_run
+    from exporter.verify.executor import ProgramExecutor
 
     single, split = tiny_exports
     tokens = list(range(1, 80))
@@ -104,8 +104,8 @@ def test_streamed_references_verify_like_held_ones(tiny_exports, monkeypatch):
 
 def test_executor_keeping_float16_weights_computes_the_same(tiny_exports, monkeypatch):
     """Big models keep weight-sized float16 constants as float16 in the executor: identical results."""
-    from exporter.verify import executor as executor_module
     from exporter.manifest.check import check_integrity
+    from exporter.verify import executor as executor_module
     from exporter.verify.drive import ChunkChain, package_run
 
     single, _ = tiny_exports

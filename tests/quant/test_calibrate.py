@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 import torch
 
-from exporter.coreml.convert import convert
-from exporter.errors import ExportError, UsageError
 from exporter.checkpoint.sources import EMBEDDED_DIR
 from exporter.checkpoint.tokenizer import check_tokenizer
-from exporter.model.openelm import OpenELM
-from exporter.model.load import load_checkpoint
-from exporter.verify.reference import dequantized_reference
+from exporter.coreml.convert import convert
 from exporter.coreml.package import load_program
+from exporter.errors import ExportError, UsageError
+from exporter.model.load import load_checkpoint
+from exporter.model.openelm import OpenELM
+from exporter.verify.reference import dequantized_reference
 from quant.calibrate import (
     calibrate,
     calibration_plan,
@@ -35,7 +35,6 @@ from quant.calibrate import (
 )
 from quant.coreml import Compression
 from quant.recipes import get_recipe
-
 from tests.helpers import small_config
 
 KL_WINDOW = 128

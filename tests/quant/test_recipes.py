@@ -5,8 +5,8 @@ import pytest
 
 from exporter.errors import UsageError
 from exporter.pipeline import ExportOptions, export
-from quant.recipes import RECIPES, assign, get_recipe, parse_quant_map
 from quant.coreml import Compression
+from quant.recipes import RECIPES, assign, get_recipe, parse_quant_map
 
 WEIGHTS = [
     "vocab_pieces_0_to_fp16",

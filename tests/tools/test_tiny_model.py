@@ -13,13 +13,11 @@ import torch
 from tokenizers import Tokenizer
 
 import exporter
-from exporter.model.load import random_state_dict
+from exporter.model.load import load_checkpoint, random_state_dict
 from exporter.model.metrics import perplexity
 from exporter.model.openelm import OpenELM
-from exporter.model.load import load_checkpoint
 from exporter.tools.tiny.corpus import parse_verses, split_chapters
 from exporter.tools.tiny.train import TrainSettings, heldout_ids, init_weights, state_digest, train
-
 from tests.helpers import small_config
 
 ASSET = Path(exporter.__file__).parent / "assets" / "openelm-tiny"

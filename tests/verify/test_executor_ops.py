@@ -20,9 +20,9 @@ ct = pytest.importorskip("coremltools")
 from coremltools.converters.mil import Builder as mb  # noqa: E402
 from coremltools.converters.mil.mil import Function, Program, types  # noqa: E402
 
+from exporter.coreml.package import load_program  # noqa: E402
 from exporter.errors import ExportError  # noqa: E402
 from exporter.verify.executor import ExecutorError, ProgramExecutor, UnsupportedOpError  # noqa: E402
-from exporter.coreml.package import load_program
 from exporter.verify.kernels import OPS  # noqa: E402
 
 IOS15, IOS16, IOS18 = ct.target.iOS15, ct.target.iOS16, ct.target.iOS18

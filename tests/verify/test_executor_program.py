@@ -19,16 +19,15 @@ import numpy as np
 import pytest
 import torch
 
-from exporter.model.load import random_state_dict, save_checkpoint
+from exporter.model.load import load_checkpoint, random_state_dict, save_checkpoint
 from exporter.model.openelm import OpenELM
-from exporter.model.load import load_checkpoint
 from exporter.pipeline import ExportOptions, export
 from tests.helpers import small_config
 
 pytest.importorskip("coremltools")
 
+from exporter.coreml.package import load_program  # noqa: E402
 from exporter.verify.executor import ProgramExecutor  # noqa: E402
-from exporter.coreml.package import load_program
 
 pytestmark = pytest.mark.e2e  # every test here runs a whole export
 

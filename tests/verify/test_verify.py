@@ -7,9 +7,9 @@ import struct
 import numpy as np
 import pytest
 
-from exporter.model.load import random_state_dict, save_checkpoint
 from exporter.cli import run_cli
 from exporter.manifest.build import file_hashes
+from exporter.model.load import random_state_dict, save_checkpoint
 from exporter.pipeline import ExportOptions, export
 from exporter.verify.check import verify_export
 from exporter.verify.cli import verify_command
@@ -222,7 +222,7 @@ def test_prompt_needs_a_tokenizer(package_copy, capsys):
 def test_random_weights_judge_the_graph_by_kl_alone():
     """Seeded random weights have near-tied logits whose top-1 swaps under float16 rounding alone (3B int4:
     97.3% at graph KL 2e-5); their graph is judged by KL, a trained model's by KL and top-1."""
-    from exporter.verify.report import Comparison, ParityReport, TOTAL_THRESHOLDS
+    from exporter.verify.report import TOTAL_THRESHOLDS, Comparison, ParityReport
 
     def report(judge_total, graph_kl, graph_top1):
         far = (Comparison(1.0, 5e-3, 0.95, True, None, 0) if judge_total  # within int4's total thresholds

@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer
 
-from exporter.model.load import save_checkpoint
 from exporter.model.config import OpenELMConfig, expand_layerwise
+from exporter.model.load import save_checkpoint
 from exporter.model.metrics import perplexity
 from exporter.model.openelm import KVCache, OpenELM
 from exporter.tools.tiny import card, corpus

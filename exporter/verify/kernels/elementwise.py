@@ -7,7 +7,6 @@ import numpy as np
 from exporter.verify.kernels.operands import f32, is_float, numeric
 from exporter.verify.kernels.registry import ExecutorError, OpInfo, register
 
-
 # --- elementwise binary ------------------------------------------------------------------------
 
 
