@@ -96,6 +96,7 @@ class ReferenceContext:
     sin: torch.Tensor  # [T, head_dim]
     mask: torch.Tensor  # [T, S] bool: query t may see key s
     kv: KVCache | None = None
+    config: OpenELMConfig | None = None  # the per-layer head counts, as plain ints
 
     @classmethod
     def causal(cls, config: OpenELMConfig, past: int, seq: int, cache: KVCache | None = None, **fields):
@@ -104,7 +105,7 @@ class ReferenceContext:
         cos, sin = rotary_tables(positions, config.head_dim, config.rope_freq_constant)
         # Causal mask over [cached + new] keys: query at position p sees keys 0..p.
         mask = torch.arange(past + seq)[None, :] <= positions[:, None]
-        return cls(cos, sin, mask, cache, **fields)
+        return cls(cos, sin, mask, cache, config, **fields)
 
     def norm(self, x: torch.Tensor, norm: RMSNorm) -> torch.Tensor:
         return norm(x)
@@ -115,9 +116,16 @@ class ReferenceContext:
     def cache(self, layer: int, k: torch.Tensor, v: torch.Tensor, tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
         return (k, v) if self.kv is None else self.kv.append(layer, k, v)
 
+    def groups(self, layer: int, q: torch.Tensor, k: torch.Tensor) -> int:
+        """Query heads per KV head: from the config's ints when known (traced, a shape quotient would
+        become a float tensor that coremltools' tile refuses), else from the shapes."""
+        if self.config is not None:
+            return self.config.num_query_heads[layer] // self.config.num_kv_heads[layer]
+        return q.shape[1] // k.shape[1]
+
     def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tokens: int) -> torch.Tensor:
         # Grouped-query attention: KV head j serves query heads j*g .. j*g+g-1.
-        groups = q.shape[1] // k.shape[1]
+        groups = self.groups(layer, q, k)
         k = k.repeat_interleave(groups, dim=1)  # [B, num_q, S, head_dim]
         v = v.repeat_interleave(groups, dim=1)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=self.mask)

@@ -123,6 +123,6 @@ class _ScoreRecorder(ReferenceContext):
     record: Callable[[int, str, torch.Tensor], None] | None = None
 
     def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tokens: int) -> torch.Tensor:
-        keys = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)  # [B, num_q, S, head_dim]
+        keys = k.repeat_interleave(self.groups(layer, q, k), dim=1)  # [B, num_q, S, head_dim]
         self.record(layer, "attention_scores", q @ keys.transpose(-1, -2) / math.sqrt(q.shape[-1]))
         return super().attend(layer, q, k, v, tokens)
