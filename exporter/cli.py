@@ -20,7 +20,7 @@ import click  # noqa: E402
 from exporter.checkpoint.tokenizer import DEFAULT_TOKENIZER
 from exporter.errors import ExportError
 from exporter.model.presets import SIZE_CHOICES
-from quant.recipes import DEFAULT_GROUP_SIZE, DEFAULT_RECIPE, RECIPES
+from quant.recipes import COMPUTE_TARGETS, DEFAULT_COMPUTE_TARGET, DEFAULT_GROUP_SIZE, DEFAULT_RECIPE, RECIPES
 
 
 def _quiet_libraries() -> None:
@@ -87,7 +87,12 @@ RECIPE_HELP = (
               help="Palettized recipes: output channels sharing one look-up table.")
 @click.option("--per-channel-scale", is_flag=True,
               help="Palettized recipes: a float16 scale per input channel (coremltools' layout: each weight "
-                   "column is divided by its largest |w| before clustering). Not with --calibrate.")
+                   "column is divided by its largest |w| before clustering). Not with --calibrate; only with "
+                   "--compute-target gpu (it fails Neural Engine loading on macOS 26, coremltools PR 2688).")
+@click.option("--compute-target", type=click.Choice(COMPUTE_TARGETS), default=DEFAULT_COMPUTE_TARGET,
+              show_default=True,
+              help="Where the app runs the package: neural-engine (Core ML compute units all or cpuAndNeuralEngine) "
+                   "or gpu (cpuAndGPU or cpuOnly). Options that fail there are refused; recorded in export.json.")
 @click.option("--calibrate", is_flag=False, flag_value="builtin", default=None, metavar="[FILE]",
               help="Data-aware compression (GPTQ for int8/int4, sensitivity-aware k-means for lutN) calibrated "
                    "on FILE's text, or on the built-in held-out text when no FILE is given.")
@@ -107,7 +112,7 @@ RECIPE_HELP = (
 @click.option("--quiet", is_flag=True, help="Print only the result.")
 @click.option("--debug", is_flag=True, help="Show tracebacks and library warnings.")
 def export_command(size, instruct, model_dir, revision, tokenizer, no_tokenizer, quant, quant_map, group_size,
-                   per_channel_scale, calibrate, context_length,
+                   per_channel_scale, compute_target, calibrate, context_length,
                    prefill_length, max_chunk_bytes, output, force, no_verify, random_weights, allow_overflow, quiet, debug):
     """Export an OpenELM model to a stateful Core ML package for the Neural Engine."""
     from exporter.graph.chunks import parse_bytes
@@ -117,9 +122,9 @@ def export_command(size, instruct, model_dir, revision, tokenizer, no_tokenizer,
     options = ExportOptions(
         size=size, instruct=instruct, model_dir=model_dir, revision=revision,
         tokenizer=None if no_tokenizer else tokenizer, quant=quant, quant_map=quant_map, group_size=group_size,
-        per_channel_scale=per_channel_scale, calibrate=calibrate, context_length=context_length,
-        prefill_length=prefill_length, max_chunk_bytes=parse_bytes(max_chunk_bytes), output=output, force=force,
-        verify=not no_verify,
+        per_channel_scale=per_channel_scale, compute_target=compute_target, calibrate=calibrate,
+        context_length=context_length, prefill_length=prefill_length, max_chunk_bytes=parse_bytes(max_chunk_bytes),
+        output=output, force=force, verify=not no_verify,
         allow_overflow=allow_overflow, random_weights=random_weights,
     )
     result = export(options, Progress(quiet=quiet))

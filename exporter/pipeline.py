@@ -29,7 +29,7 @@ from exporter.output import atomic_output, refuse_existing
 from exporter.progress import Progress
 from quant.calibrate import calibrate, calibration_plan, calibration_tokens, tokens_needed
 from quant.coreml import Compression
-from quant.recipes import DEFAULT_GROUP_SIZE, get_recipe
+from quant.recipes import DEFAULT_COMPUTE_TARGET, DEFAULT_GROUP_SIZE, get_recipe
 
 PREFLIGHT_TOKENS = 256  # enough text to see each layer's typical peaks, cheap even for 3B
 
@@ -44,7 +44,8 @@ class ExportOptions:
     quant: str = "int4"
     quant_map: str | None = None  # per-weight overrides, e.g. "embedding=lut6,layers.0-3=int8"
     group_size: int = DEFAULT_GROUP_SIZE  # palettization: output channels per look-up table
-    per_channel_scale: bool = False  # palettization: a float16 scale per output channel
+    per_channel_scale: bool = False  # palettization: a float16 scale per input channel (weight column)
+    compute_target: str = DEFAULT_COMPUTE_TARGET  # where the app runs it: "neural-engine" or "gpu" (GPU/CPU only)
     context_length: int | None = None  # None: the model's own maximum
     prefill_length: int = DEFAULT_PREFILL_LENGTH
     output: Path | None = None
@@ -121,7 +122,8 @@ def source_config(source: Source) -> OpenELMConfig:
 def plan_export(options: ExportOptions, progress: Progress) -> Plan:
     """Resolve the source, the names and the lengths, and check every option, before anything slow."""
     compression = Compression(get_recipe(options.quant), options.quant_map, options.group_size,
-                              options.per_channel_scale)
+                              options.per_channel_scale, options.compute_target)
+    compression.check_compute_target()  # before a download: it needs no model
     if options.size is not None and options.size.strip().lower() != EMBEDDED_SIZE:
         get_preset(options.size)  # an unknown size is a usage error before any download
     with progress.step("resolve checkpoint"):

@@ -15,9 +15,12 @@ from exporter.errors import UsageError
 from exporter.memory import batched, collect
 from quant.program import weight_matrix_names
 from quant.recipes import (
+    COMPUTE_TARGETS,
+    DEFAULT_COMPUTE_TARGET,
     DEFAULT_GROUP_SIZE,
     INT_BLOCK_SIZE,
     MIXED_DEFAULT_MAP,
+    NEURAL_ENGINE,
     Recipe,
     assign,
     parse_quant_map,
@@ -92,6 +95,7 @@ class Compression:
     quant_map: str | None = None
     group_size: int = DEFAULT_GROUP_SIZE
     per_channel_scale: bool = False
+    compute_target: str = DEFAULT_COMPUTE_TARGET  # quant.recipes.COMPUTE_TARGETS: where the app runs the package
     lut_cache: dict = field(default_factory=dict, compare=False, repr=False)  # shared by both functions
 
     @property
@@ -103,19 +107,40 @@ class Compression:
         """coremltools' per-channel scale divides the weight array in place: programs cannot share it."""
         return self.per_channel_scale
 
+    @property
+    def palettizes(self) -> bool:
+        """Some weight gets a palette (lutN): the recipe, mixed, or a lutN entry of --quant-map."""
+        return self.recipe.kind in ("lut", "mixed") or any(r.kind == "lut" for _, r in parse_quant_map(self.quant_map))
+
     def validate(self, config) -> None:
         """Fail early (before conversion) when the options cannot apply to this model."""
-        rules = parse_quant_map(self.quant_map)
-        palettizes = self.recipe.kind in ("lut", "mixed") or any(r.kind == "lut" for _, r in rules)
+        palettizes = self.palettizes  # parses --quant-map: a bad one fails here
         if self.per_channel_scale and not palettizes:
             raise UsageError(f"--per-channel-scale applies to palettized weights only (lut2..lut8, mixed, or lutN in "
                              f"--quant-map); --quant {self.recipe.name} palettizes none")
+        self.check_compute_target()
         if self.group_size < 1:
             raise UsageError(f"--group-size {self.group_size} must be at least 1")
         for rows in {config.model_dim, config.vocab_size} | set(config.ffn_dims):
             if self.recipe.kind in ("lut", "mixed") and rows % self.group_size:
                 raise UsageError(f"--group-size {self.group_size} does not divide a weight's {rows} output channels; "
                                  "use a power of two such as 16")
+
+    def check_compute_target(self) -> None:
+        """Refuse what fails on the platform the package is for (README: Known platform issues). Needs no model:
+        the pipeline calls it before resolving (downloading) the checkpoint."""
+        if self.compute_target not in COMPUTE_TARGETS:
+            raise UsageError(f"--compute-target {self.compute_target!r} is not one of {', '.join(COMPUTE_TARGETS)}")
+        if self.per_channel_scale and self.compute_target == NEURAL_ENGINE and self.palettizes:
+            # coremltools 9.0 stores the scale as a [1, columns] constexpr_blockwise_shift_scale after the
+            # [groups, 1, 2^bits, 1] tables; PR 2688 would fold it into the tables, but one scale per input column
+            # cannot be folded into a table shared by all columns of a group of output channels exactly.
+            raise UsageError(
+                "--per-channel-scale makes coremltools 9.0 emit a constexpr_blockwise_shift_scale after the palette, "
+                "which fails Neural Engine loading on macOS 26 (coremltools PR 2688), and its per-input-channel scale "
+                "cannot be folded into the per-output-group palettes exactly; drop --per-channel-scale, or pass "
+                "--compute-target gpu if the app runs the package on the GPU or CPU only"
+            )
 
     @property
     def label(self) -> str:
@@ -190,4 +215,5 @@ class Compression:
             "quant_map": self.quant_map or (MIXED_DEFAULT_MAP if self.recipe.kind == "mixed" else None),
             "group_size": self.group_size if self.recipe.kind in ("lut", "mixed") or self.quant_map else None,
             "per_channel_scale": self.per_channel_scale,
+            "compute_target": self.compute_target,
         }

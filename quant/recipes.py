@@ -15,6 +15,11 @@ from exporter.errors import UsageError
 
 DEFAULT_GROUP_SIZE = 16  # output channels sharing one palette (per_grouped_channel)
 INT_BLOCK_SIZE = 32  # int4: one scale per block of 32 input channels
+# Where the app runs the package (`--compute-target`): Core ML's cpuAndNeuralEngine / all, or cpuAndGPU / cpuOnly.
+# Only options that a platform refuses depend on it (Compression.validate); the package is the same either way.
+NEURAL_ENGINE, GPU = "neural-engine", "gpu"
+COMPUTE_TARGETS = (NEURAL_ENGINE, GPU)
+DEFAULT_COMPUTE_TARGET = NEURAL_ENGINE
 
 
 @dataclass(frozen=True)

@@ -241,7 +241,8 @@ def test_per_channel_scale_needs_a_palettized_recipe(ckpt, tmp_path, capsys):
 
 def test_per_channel_scale_is_refused_with_calibrated_palettes(ckpt, tmp_path, capsys):
     args = ["--model-dir", ckpt, "--output", tmp_path / "out", "--quant", "lut4", "--per-channel-scale",
-            "--calibrate", "--no-tokenizer", "--no-verify", "--prefill-length", "8", "--quiet"]
+            "--compute-target", "gpu", "--calibrate", "--no-tokenizer", "--no-verify", "--prefill-length", "8",
+            "--quiet"]
     got, err = run_export(args, capsys)
     assert_one_line(err, got, 2, r"--per-channel-scale cannot be combined with --calibrate")
     assert not (tmp_path / "out").exists()

@@ -1,8 +1,9 @@
-#if canImport(CoreML)
 import ELMKit
 import Foundation
 
 /// Loads the export folder, generates, and prints the text as it streams, then the stats line.
+/// Compiled everywhere (type-checked against CoreMLStandIn on Linux); main.swift runs it only
+/// where Core ML exists.
 @available(macOS 15.0, iOS 18.0, *)
 enum Runner {
     static func run(_ options: RunOptions) async throws {
@@ -37,4 +38,3 @@ enum Runner {
         print("[\(label) on \(options.computeUnits.rawValue)] \(result.stats) | stop: \(result.stopReason.rawValue)")
     }
 }
-#endif

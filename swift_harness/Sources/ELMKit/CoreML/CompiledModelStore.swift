@@ -1,5 +1,8 @@
 #if canImport(CoreML)
 import CoreML
+#else
+import CoreMLStandIn  // Apple's declarations, so this file is type-checked where Core ML is missing
+#endif
 import Foundation
 
 /// Finds or makes the compiled form (.mlmodelc) of one exported package (one chunk). Compiling a
@@ -19,7 +22,10 @@ enum CompiledModelStore {
 
         let caches = try FileManager.default.url(for: .cachesDirectory, in: .userDomainMask, appropriateFor: nil, create: true)
             .appendingPathComponent("ELMKit", isDirectory: true)
-        let cached = caches.appendingPathComponent("\(stem)-\(try cacheKey(package, chunk)).mlmodelc")
+        // Keyed on every file of the package: a re-export that changes the program but not the
+        // weights must not reuse the old compiled model.
+        let key = try CompiledModelKey.key(for: chunk, package: package)
+        let cached = caches.appendingPathComponent("\(stem)-\(key).mlmodelc")
         if FileManager.default.fileExists(atPath: cached.path) { return cached }
 
         let compiled = try await MLModel.compileModel(at: package)
@@ -28,13 +34,4 @@ enum CompiledModelStore {
         try FileManager.default.moveItem(at: compiled, to: cached)
         return cached
     }
-
-    /// The package's weights hash from export.json, else its modification time: a re-export gets a new entry.
-    private static func cacheKey(_ package: URL, _ chunk: ChunkSpec) throws -> String {
-        if let sha = chunk.weightsSHA256, !sha.isEmpty { return String(sha.prefix(16)) }
-        let attributes = try FileManager.default.attributesOfItem(atPath: package.path)
-        let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-        return String(Int(modified))
-    }
 }
-#endif

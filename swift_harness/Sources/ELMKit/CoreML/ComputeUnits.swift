@@ -1,13 +1,16 @@
-/// Which processors Core ML may use. Defined without Core ML so options parse (and are tested) everywhere.
+#if canImport(CoreML)
+import CoreML
+#else
+import CoreMLStandIn  // Apple's declarations, so this file is type-checked where Core ML is missing
+#endif
+
+/// Which processors Core ML may use. Its cases parse (and are tested) everywhere.
 public enum ComputeUnits: String, CaseIterable, Sendable {
     case all
     case cpuAndNeuralEngine
     case cpuAndGPU
     case cpuOnly
 }
-
-#if canImport(CoreML)
-import CoreML
 
 extension ComputeUnits {
     public var mlComputeUnits: MLComputeUnits {
@@ -19,4 +22,3 @@ extension ComputeUnits {
         }
     }
 }
-#endif

@@ -1,5 +1,8 @@
 #if canImport(CoreML)
 import CoreML
+#else
+import CoreMLStandIn  // Apple's declarations, so this file is type-checked where Core ML is missing
+#endif
 import Foundation
 
 /// An elm-export on Core ML, driven as export.json describes. Each package (one, or several for a
@@ -138,4 +141,3 @@ final class CoreMLChunk: ModelChunk {
         return tensor
     }
 }
-#endif

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Runs a `LanguageModel`: chunked prefill of the prompt, then decode steps, streaming each token.
 ///
 /// Driving rules (export.json "elm-export/1"): the prompt is cut into chunks of `prefillLength`
@@ -5,11 +7,21 @@
 /// row of the last real token; each new token is then fed at its index in the sequence. The
 /// sequence never grows past `contextLength` tokens (as the Python reference's `generate`).
 ///
-/// Not for concurrent use: one generation at a time per model.
+/// One generation at a time: a model's calls share its state (Core ML's MLState.h: predictions
+/// that use the same state must be serialised), and a generation's calls must not interleave with
+/// another's. `generate` holds a lock for its whole run, and the background generations of
+/// `stream` run one after another on the generator's own serial queue, each starting once the one
+/// before has stopped calling the model. Share a model between two `Generator`s only if they are
+/// never used at the same time.
 public final class Generator: @unchecked Sendable {
     public let model: any LanguageModel
     public let tokenizer: Tokenizer?
     private let clock = ContinuousClock()
+    /// Held for the whole of `generate`.
+    private let generating = NSLock()
+    /// Where `stream` runs generations, in order. A generation blocks its thread for its whole run
+    /// (model calls are synchronous), so it runs here rather than on Swift's few cooperative threads.
+    private let queue = DispatchQueue(label: "ELMKit.Generator", qos: .userInitiated)
 
     public init(model: any LanguageModel, tokenizer: Tokenizer? = nil) {
         self.model = model
@@ -21,6 +33,9 @@ public final class Generator: @unchecked Sendable {
     @discardableResult
     public func generate(promptTokens: [Int], options: GenerationOptions, loadSeconds: Double = 0,
                          onToken: (GeneratedToken) -> Bool = { _ in true }) throws -> GenerationResult {
+        // Not re-entrant: calling generate from `onToken` on the same Generator deadlocks.
+        generating.lock()
+        defer { generating.unlock() }
         if let problem = options.sampling.problem { throw GenerationError.invalidSampling(problem) }
         guard !promptTokens.isEmpty else { throw GenerationError.emptyPrompt }
         guard promptTokens.count < model.contextLength else {
@@ -65,6 +80,21 @@ public final class Generator: @unchecked Sendable {
         stats.generatedTokens = generated.count
         let text = tokenizer?.decode(generated) ?? ""
         return GenerationResult(tokens: generated, text: text, stopReason: stopReason, stats: stats)
+    }
+
+    /// Runs `body` on the generator's serial queue, after every run enqueued before it.
+    func enqueue(_ body: @escaping @Sendable () -> Void) {
+        queue.async(execute: body)
+    }
+
+    /// Returns once every generation `stream` started before this call has stopped calling the
+    /// model. A consumer that stops iterating (or whose task is cancelled) leaves the stream at
+    /// once, while the model call in flight runs to its end (a Core ML prediction cannot be
+    /// interrupted); await this before touching the model yourself.
+    public func waitUntilIdle() async {
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            queue.async { done.resume() }
+        }
     }
 
     /// Feeds the prompt and returns the logits after its last token.

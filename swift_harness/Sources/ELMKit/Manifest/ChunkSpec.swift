@@ -22,11 +22,15 @@ public struct ChunkSpec: Sendable, Equatable {
     public let decode: FunctionSpec
     public let states: [TensorSpec]
     public let packageBytes: Int?
-    /// Content hash of this package's weights; names its compiled-model cache entry.
+    /// Content hash of this package's weight file.
     public let weightsSHA256: String?
+    /// Every file of the package with its content hash (export.json's `files`); nil for manifests
+    /// written before it was added. `CompiledModelKey` names the compiled-model cache entry from it.
+    public let files: [PackageFile]?
 
     public init(package: String, layers: Range<Int>?, input: String, output: String, prefill: FunctionSpec,
-                decode: FunctionSpec, states: [TensorSpec], packageBytes: Int? = nil, weightsSHA256: String? = nil) {
+                decode: FunctionSpec, states: [TensorSpec], packageBytes: Int? = nil, weightsSHA256: String? = nil,
+                files: [PackageFile]? = nil) {
         self.package = package
         self.layers = layers
         self.input = input
@@ -36,6 +40,7 @@ public struct ChunkSpec: Sendable, Equatable {
         self.states = states
         self.packageBytes = packageBytes
         self.weightsSHA256 = weightsSHA256
+        self.files = files
     }
 
     public func function(_ function: ModelFunction) -> FunctionSpec {
@@ -49,6 +54,19 @@ public struct ChunkSpec: Sendable, Equatable {
     public var layersDescription: String {
         guard let layers else { return "" }
         return layers.count == 1 ? "layer \(layers.lowerBound)" : "layers \(layers.lowerBound)-\(layers.upperBound - 1)"
+    }
+}
+
+/// One file inside a package, as export.json lists it: the path relative to the `.mlpackage`
+/// ("Data/com.apple.CoreML/model.mlmodel", "Manifest.json", ...) and the SHA-256 of its content.
+public struct PackageFile: Sendable, Equatable {
+    public let path: String
+    /// Lowercase hex.
+    public let sha256: String
+
+    public init(path: String, sha256: String) {
+        self.path = path
+        self.sha256 = sha256
     }
 }
 

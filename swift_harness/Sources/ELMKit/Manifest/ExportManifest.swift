@@ -122,7 +122,8 @@ public struct ExportManifest: Sendable {
                          prefill: try function(functions, "prefill"), decode: try function(functions, "decode"),
                          states: try fields.objects("states").map(TensorSpec.init),
                          packageBytes: try fields.optionalInt("package_bytes"),
-                         weightsSHA256: (try? fields.optionalString("weights_sha256")) ?? nil)
+                         weightsSHA256: (try? fields.optionalString("weights_sha256")) ?? nil,
+                         files: try packageFiles(fields))
     }
 
     private static func unsplitChunk(_ fields: JSONFields, layerCount: Int?) throws -> ChunkSpec {
@@ -132,7 +133,19 @@ public struct ExportManifest: Sendable {
                          prefill: try function(functions, "prefill"), decode: try function(functions, "decode"),
                          states: try fields.objects("states").map(TensorSpec.init),
                          packageBytes: try fields.optionalInt("package_bytes"),
-                         weightsSHA256: (try? fields.optionalString("weights_sha256")) ?? nil)
+                         weightsSHA256: (try? fields.optionalString("weights_sha256")) ?? nil,
+                         files: try packageFiles(fields))
+    }
+
+    /// `files`: {"<path inside the package>": "<sha256>", ...}, or nil when the manifest predates it.
+    private static func packageFiles(_ fields: JSONFields) throws -> [PackageFile]? {
+        guard let files = try fields.optionalObject("files") else { return nil }
+        return try files.pairs.map { path, value in
+            guard let sha = value.stringValue, !sha.isEmpty, sha.allSatisfy(\.isHexDigit) else {
+                throw JSONFieldError.wrongType("\(files.path)[\"\(path)\"]", expected: "a SHA-256 in hex", found: value)
+            }
+            return PackageFile(path: path, sha256: sha.lowercased())
+        }
     }
 
     private static func function(_ functions: JSONFields, _ name: String) throws -> FunctionSpec {

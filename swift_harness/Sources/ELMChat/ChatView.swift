@@ -1,10 +1,19 @@
+#if canImport(SwiftUI)
 import SwiftUI
 
-struct ChatView: View {
+/// The chat screen: messages, a status line with the live decode speed, a prompt field with
+/// Send / Stop. SwiftUI exists only on Apple platforms; elsewhere this file is empty.
+public struct ChatView: View {
     @State private var session = ChatSession()
     @State private var draft = ""
+    /// nil: the "Model" folder in the app bundle.
+    private let modelFolder: URL?
 
-    var body: some View {
+    public init(modelFolder: URL? = nil) {
+        self.modelFolder = modelFolder
+    }
+
+    public var body: some View {
         NavigationStack {
             VStack(spacing: 0) {
                 ScrollViewReader { proxy in
@@ -20,9 +29,17 @@ struct ChatView: View {
                 inputBar
             }
             .navigationTitle("OpenELM")
+            #if os(iOS)
             .navigationBarTitleDisplayMode(.inline)
+            #endif
         }
-        .task { await session.load() }
+        .task {
+            if let modelFolder {
+                await session.load(folder: modelFolder)
+            } else {
+                await session.load()
+            }
+        }
     }
 
     private var statusBar: some View {
@@ -81,3 +98,4 @@ private struct MessageRow: View {
         .listRowSeparator(.hidden)
     }
 }
+#endif

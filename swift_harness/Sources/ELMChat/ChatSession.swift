@@ -1,0 +1,171 @@
+import ELMKit
+import Foundation
+import Observation
+
+/// Loads the model once and streams replies into `messages`. UI-independent: `ChatView` shows it,
+/// tests drive it with a fake model.
+///
+/// Model calls never overlap. `stop()` ends a reply at once for the UI, but the model call in
+/// flight (a Core ML prediction cannot be interrupted) still runs to its end; the next reply's
+/// model calls start only after it has returned, because predictions that share an MLState must
+/// be serialised. `send` right after `stop` is fine: the new reply waits for the old one.
+@MainActor
+@Observable
+public final class ChatSession {
+    /// The folder reference added to the app target (see README): export.json, the .mlpackage(s), tokenizer files.
+    public static let modelFolderName = "Model"
+
+    public private(set) var messages: [ChatMessage] = []
+    public private(set) var status = "Loading model…"
+    public private(set) var isReady = false
+    /// True from `send` until the reply is complete or `stop()` is called.
+    public private(set) var isGenerating = false
+    /// Live decode speed while a reply streams.
+    public private(set) var tokensPerSecond: Double?
+
+    public var computeUnits = ComputeUnits.cpuAndNeuralEngine
+    public var maxTokens = 256
+    public var sampling = SamplingParameters(temperature: 0.7, topK: 40, topP: 0.9, repetitionPenalty: 1.2, seed: 0)
+
+    private var generator: Generator?
+    private var addBOS = true
+    private var eosTokenId: Int?
+    private var loadSeconds = 0.0
+    /// The newest reply's task. A reply's task ends only once its model calls are over (a stopped
+    /// one included), and each reply's task first waits for the one before it.
+    private var generation: Task<Void, Never>?
+
+    public init() {}
+
+    /// Loads the exported folder bundled with the app (`Bundle.main`/"Model"), once.
+    public func load() async {
+        guard generator == nil else { return }
+        #if canImport(CoreML)
+        guard let folder = Bundle.main.url(forResource: Self.modelFolderName, withExtension: nil) else {
+            status = "No \"\(Self.modelFolderName)\" folder in the app bundle; add the exported folder as a folder reference (see README)."
+            return
+        }
+        await load(folder: folder)
+        #else
+        status = "Core ML is not available on this platform; the chat app runs on iOS 18 / macOS 15."
+        #endif
+    }
+
+    /// Loads an export folder (export.json, the .mlpackage(s), tokenizer files) with Core ML.
+    public func load(folder: URL) async {
+        guard generator == nil else { return }
+        let units = computeUnits
+        do {
+            // Loading (and the first-launch compile) is slow: keep it off the main actor.
+            let loaded = try await Task.detached(priority: .userInitiated) {
+                let start = ContinuousClock.now
+                let manifest = try ExportManifest.load(from: folder)
+                let tokenizer = try Tokenizer(contentsOf: folder)
+                let model = try await CoreMLLanguageModel.load(folder: folder, computeUnits: units)
+                let elapsed = (ContinuousClock.now - start).components
+                let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18
+                return (Generator(model: model, tokenizer: tokenizer), manifest, seconds)
+            }.value
+            let (generator, manifest, seconds) = loaded
+            let packages = manifest.isSplit ? "\(manifest.chunks.count) packages, " : ""
+            use(generator, addBOS: manifest.tokenizer?.addBOS ?? true,
+                eosTokenId: manifest.eosTokenId ?? generator.tokenizer?.eosTokenId, loadSeconds: seconds,
+                status: "\(manifest.name) ready (\(packages)loaded in \(String(format: "%.1f", seconds)) s)")
+        } catch {
+            status = "Could not load the model: \(error)"
+        }
+    }
+
+    /// Uses a model loaded elsewhere (any `LanguageModel`; tests use fakes). The generator needs a tokenizer.
+    public func use(_ generator: Generator, addBOS: Bool = true, eosTokenId: Int? = nil, loadSeconds: Double = 0,
+                    status: String = "Ready") {
+        guard generator.tokenizer != nil else {
+            self.status = "The model has no tokenizer; export it again with one to chat."
+            return
+        }
+        self.generator = generator
+        self.addBOS = addBOS
+        self.eosTokenId = eosTokenId
+        self.loadSeconds = loadSeconds
+        self.status = status
+        isReady = true
+    }
+
+    public func send(_ prompt: String) {
+        guard let generator, let tokenizer = generator.tokenizer, !isGenerating,
+              !prompt.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { return }
+        messages.append(ChatMessage(role: .user, text: prompt))
+        messages.append(ChatMessage(role: .model, text: ""))
+        let replyIndex = messages.count - 1
+        isGenerating = true
+        tokensPerSecond = nil
+
+        // OpenELM base models continue text; the prompt is sent as is.
+        let tokens = tokenizer.encode(prompt, addBOS: addBOS)
+        let options = GenerationOptions(maxNewTokens: maxTokens, sampling: sampling,
+                                        eosTokenId: eosTokenId ?? tokenizer.eosTokenId)
+        let load = loadSeconds
+        let previous = generation
+        generation = Task {
+            // A stopped reply may still be inside a model call: start once it has returned.
+            await previous?.value
+            if !Task.isCancelled {
+                await stream(generator.stream(promptTokens: tokens, options: options, loadSeconds: load), into: replyIndex)
+            }
+            // Stopping leaves the stream at once, but not the model call in flight: this task (which
+            // the next reply waits for) ends only when the model is free again.
+            await generator.waitUntilIdle()
+            if Task.isCancelled {
+                if messages[replyIndex].stats == nil { messages[replyIndex].stats = "Stopped" }
+            } else {
+                isGenerating = false  // after stop(), a newer reply may own the flag
+            }
+        }
+    }
+
+    /// Ends the current reply now; its model call in flight finishes in the background, and the
+    /// next `send` waits for it.
+    public func stop() {
+        guard isGenerating else { return }
+        generation?.cancel()
+        isGenerating = false
+        tokensPerSecond = nil
+    }
+
+    /// Returns when the newest reply (and every one before it) is over and the model is idle.
+    public func waitUntilIdle() async {
+        await generation?.value
+    }
+
+    private func stream(_ events: AsyncThrowingStream<GenerationEvent, Error>, into replyIndex: Int) async {
+        var firstTokenAt: ContinuousClock.Instant?
+        var count = 0
+        do {
+            for try await event in events {
+                switch event {
+                case .token(let token):
+                    messages[replyIndex].text += token.text
+                    count += 1
+                    let now = ContinuousClock.now
+                    if let first = firstTokenAt {
+                        let elapsed = (now - first).components
+                        let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18
+                        if seconds > 0 { tokensPerSecond = Double(count - 1) / seconds }
+                    } else {
+                        firstTokenAt = now
+                    }
+                case .finished(let result):
+                    messages[replyIndex].text = result.text
+                    messages[replyIndex].stats = String(
+                        format: "%d tokens · %.1f tok/s · first token %.2f s · prefill %.0f tok/s",
+                        result.stats.generatedTokens, result.stats.decodeTokensPerSecond,
+                        result.stats.timeToFirstTokenSeconds, result.stats.prefillTokensPerSecond)
+                }
+            }
+        } catch is CancellationError {
+            // stop(): the reply is marked as stopped by the caller.
+        } catch {
+            messages[replyIndex].stats = "Error: \(error)"
+        }
+    }
+}
