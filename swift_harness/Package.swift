@@ -4,7 +4,8 @@
 import PackageDescription
 
 /// Platforms without Core ML. There ELMKit compiles its Core ML code against `CoreMLStandIn`,
-/// declarations that mirror Apple's, so a wrong call fails the Linux build too.
+/// declarations that mirror Apple's, so a wrong call fails the Linux build too. SwiftUI is missing
+/// on the same platforms: there ELMChat's views and ELMChatApp compile against `SwiftUIStandIn`.
 let withoutCoreML: [Platform] = [.linux, .windows, .android, .wasi, .openbsd]
 
 let package = Package(
@@ -20,15 +21,23 @@ let package = Package(
     targets: [
         // Not a product: only ELMKit uses it, and only where Core ML is missing.
         .target(name: "CoreMLStandIn"),
+        // Not a product: only ELMChat and ELMChatApp use it, and only where SwiftUI is missing.
+        .target(name: "SwiftUIStandIn"),
         .target(
             name: "ELMKit",
             dependencies: [.target(name: "CoreMLStandIn", condition: .when(platforms: withoutCoreML))]
         ),
         .executableTarget(name: "elm-run", dependencies: ["ELMKit"]),
-        // The chat app's logic (ChatSession, ChatMessage) and, where SwiftUI exists, its views.
-        .target(name: "ELMChat", dependencies: ["ELMKit"]),
+        // The chat app's logic (ChatSession, ChatMessage) and its views (type-checked everywhere).
+        .target(
+            name: "ELMChat",
+            dependencies: ["ELMKit", .target(name: "SwiftUIStandIn", condition: .when(platforms: withoutCoreML))]
+        ),
         // The app's entry point: a SwiftUI app on iOS/macOS, a one-line notice elsewhere.
-        .executableTarget(name: "ELMChatApp", dependencies: ["ELMChat"]),
+        .executableTarget(
+            name: "ELMChatApp",
+            dependencies: ["ELMChat", .target(name: "SwiftUIStandIn", condition: .when(platforms: withoutCoreML))]
+        ),
         .testTarget(
             name: "ELMKitTests",
             dependencies: ["ELMKit", "elm-run"],

@@ -1,8 +1,13 @@
+import Foundation
 #if canImport(SwiftUI)
 import SwiftUI
+#else
+import SwiftUIStandIn
+#endif
 
 /// The chat screen: messages, a status line with the live decode speed, a prompt field with
-/// Send / Stop. SwiftUI exists only on Apple platforms; elsewhere this file is empty.
+/// Send / Stop. SwiftUI exists only on Apple platforms; elsewhere this compiles against
+/// `SwiftUIStandIn` (type-checked, never shown).
 public struct ChatView: View {
     @State private var session = ChatSession()
     @State private var draft = ""
@@ -98,4 +103,3 @@ private struct MessageRow: View {
         .listRowSeparator(.hidden)
     }
 }
-#endif

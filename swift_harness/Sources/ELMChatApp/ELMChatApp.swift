@@ -1,13 +1,18 @@
-#if canImport(SwiftUI)
 import ELMChat
 import Foundation
+#if canImport(SwiftUI)
 import SwiftUI
+#else
+import SwiftUIStandIn
+#endif
 #if os(macOS)
 import AppKit
 #endif
 
 /// A minimal chat app on ELMKit. In an iOS app the exported model folder ships inside the app
 /// bundle as "Model" (see README); on macOS `swift run ELMChatApp /path/to/export` also works.
+/// Without SwiftUI (Linux) it compiles against `SwiftUIStandIn`, whose `App.main()` says that the
+/// app needs iOS/macOS and exits with status 1, as elm-run does without Core ML.
 @main
 struct ELMChatApp: App {
     #if os(macOS)
@@ -36,18 +41,6 @@ final class AppDelegate: NSObject, NSApplicationDelegate {
     func applicationDidFinishLaunching(_ notification: Notification) {
         NSApp.setActivationPolicy(.regular)
         NSApp.activate()
-    }
-}
-#endif
-#else
-import Foundation
-
-/// Without SwiftUI there is no app to show: say so and fail, as elm-run does without Core ML.
-@main
-enum ELMChatApp {
-    static func main() {
-        FileHandle.standardError.write(Data("ELMChatApp: the chat app needs iOS 18 or macOS 15 (SwiftUI and Core ML); see swift_harness/README.md\n".utf8))
-        exit(1)
     }
 }
 #endif
