@@ -21,7 +21,7 @@ from exporter.manifest.ceiling import decode_ceiling
 from exporter.manifest.document import write_manifest
 from exporter.memory import collect, pin_mmap_threshold
 from exporter.model.config import OpenELMConfig
-from exporter.model.load import open_source, resolve_source, whole_model
+from exporter.model.load import open_source, resolve_source, source_config, whole_model
 from exporter.model.preflight import measure
 from exporter.model.presets import get_preset
 from exporter.model.streamed import materialized, skeleton_model
@@ -113,12 +113,6 @@ def default_name(options: ExportOptions, source: Source) -> str:
     return f"{base}-{options.quant}"
 
 
-def source_config(source: Source) -> OpenELMConfig:
-    if source.random_seed is not None:
-        return get_preset(source.size).config()
-    return OpenELMConfig.from_file(source.folder / "config.json")
-
-
 def plan_export(options: ExportOptions, progress: Progress) -> Plan:
     """Resolve the source, the names and the lengths, and check every option, before anything slow."""
     compression = Compression(get_recipe(options.quant), options.quant_map, options.group_size,
@@ -163,7 +157,7 @@ def export(options: ExportOptions, progress: Progress | None = None) -> ExportRe
     plan = plan_export(options, progress)
     read_inputs(plan, progress)
     with progress.step("open checkpoint"):
-        _, tensors = open_source(plan.source)
+        _, tensors = open_source(plan.source, plan.config)
     model, weight_plan, ranges = reference_model(plan, tensors, progress)
     with atomic_output(plan.target, options.force) as staging:
         write_packages(plan, model, weight_plan, tensors, staging, progress)

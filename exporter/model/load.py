@@ -63,12 +63,22 @@ def resolve_source(size: str | None = None, instruct: bool = False, model_dir: s
     return hub_checkpoint(get_preset(size).hub_id(instruct), revision)
 
 
-def open_source(source: Source) -> tuple[OpenELMConfig, TensorSource]:
-    """(config, tensors) of a source: its safetensors read one at a time, or seeded at its size's shapes."""
+def source_config(source: Source) -> OpenELMConfig:
+    """The architecture of a source: its size's preset for seeded weights, else its config.json."""
     if source.random_seed is not None:
-        config = get_preset(source.size).config()
+        return get_preset(source.size).config()
+    return OpenELMConfig.from_file(source.folder / CONFIG_NAME)
+
+
+def open_source(source: Source, config: OpenELMConfig | None = None) -> tuple[OpenELMConfig, TensorSource]:
+    """(config, tensors) of a source: its safetensors read one at a time, or seeded at its size's shapes.
+    `config`: the source's, when already read (source_config)."""
+    if config is None and source.random_seed is None:
+        return open_checkpoint(source.folder)
+    config = config or source_config(source)
+    if source.random_seed is not None:
         return config, RandomTensors(expected_shapes(config), source.random_seed)
-    return open_checkpoint(source.folder)
+    return config, SafetensorsTensors(source.folder, expected_shapes(config))
 
 
 def build_model(config: OpenELMConfig, state: dict[str, torch.Tensor]) -> OpenELM:

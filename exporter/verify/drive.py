@@ -11,6 +11,7 @@ import platform
 import numpy as np
 
 from exporter.errors import ExportError
+from exporter.graph.signature import FUNCTIONS
 
 
 def package_run(executor, manifest: dict, tokens: list[int], prompt_length: int) -> tuple[np.ndarray, int]:
@@ -96,7 +97,7 @@ class CoreMLExecutor:
     def __init__(self, package_path):
         import coremltools as ct
 
-        self.models = {name: ct.models.MLModel(str(package_path), function_name=name) for name in ("prefill", "decode")}
+        self.models = {name: ct.models.MLModel(str(package_path), function_name=name) for name in FUNCTIONS}
 
     def new_state(self):
         return self.models["prefill"].make_state()
