@@ -102,6 +102,10 @@ RECIPE_HELP = (
 @click.option("--max-chunk-bytes", default="1GB", show_default=True, metavar="SIZE",
               help="Split models whose weights exceed SIZE into packages of consecutive layers run in sequence "
                    "(iPhones load ~1 GB packages reliably); e.g. 800MB, 2GB, or none for one package.")
+@click.option("--format", "export_format", type=click.Choice(["coreml", "coreai", "both"]), default="coreml",
+              show_default=True,
+              help="coreml: a Core ML package (iOS 18+ / macOS 15+); coreai: a Core AI model (iOS 27+ / macOS 27+), "
+                   "verified in Apple's Core AI runtime; both: the two in one folder under one export.json.")
 @click.option("--output", type=click.Path(path_type=Path), help="Output folder [default: ./<model>-<recipe>].")
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
 @click.option("--no-verify", is_flag=True, help="Skip the parity check against the reference at the end.")
@@ -113,7 +117,7 @@ RECIPE_HELP = (
 @click.option("--debug", is_flag=True, help="Show tracebacks and library warnings.")
 def export_command(size, instruct, model_dir, revision, tokenizer, no_tokenizer, quant, quant_map, group_size,
                    per_channel_scale, compute_target, calibrate, context_length,
-                   prefill_length, max_chunk_bytes, output, force, no_verify, random_weights, allow_overflow, quiet, debug):
+                   prefill_length, max_chunk_bytes, export_format, output, force, no_verify, random_weights, allow_overflow, quiet, debug):
     """Export an OpenELM model to a stateful Core ML package for the Neural Engine."""
     from exporter.graph.chunks import parse_bytes
     from exporter.pipeline import ExportOptions, export
@@ -124,29 +128,33 @@ def export_command(size, instruct, model_dir, revision, tokenizer, no_tokenizer,
         tokenizer=None if no_tokenizer else tokenizer, quant=quant, quant_map=quant_map, group_size=group_size,
         per_channel_scale=per_channel_scale, compute_target=compute_target, calibrate=calibrate,
         context_length=context_length, prefill_length=prefill_length, max_chunk_bytes=parse_bytes(max_chunk_bytes),
+        format=export_format,
         output=output, force=force, verify=not no_verify,
         allow_overflow=allow_overflow, random_weights=random_weights,
     )
     result = export(options, Progress(quiet=quiet))
     manifest = result.manifest
     click.echo(f"wrote {result.folder.resolve()}")
-    for chunk in manifest["chunks"]:
-        layers = "" if manifest["package"] else f" (layers {chunk['layers'][0]}-{chunk['layers'][1] - 1})"
+    coreai = (manifest.get("coreai") or {}).get("chunks", [])
+    for chunk in manifest["chunks"] + coreai:
+        layers = "" if len(manifest["chunks"] or coreai) == 1 else f" (layers {chunk['layers'][0]}-{chunk['layers'][1] - 1})"
+        theory = chunk["size"].get("weights_to_theory", chunk["size"]["package_to_theory"])
         click.echo(
-            f"  {chunk['package']}{layers}: {chunk['package_bytes'] / 1e6:.1f} MB (weights "
-            f"{chunk['size']['weights_to_theory']:.3f}× theory), recipe {manifest['quantization']['recipe']}, "
-            f"context {manifest['context_length']}, prefill {manifest['prefill_length']}"
+            f"  {chunk['package']}{layers}: {chunk['package_bytes'] / 1e6:.1f} MB ({theory:.3f}× theory), recipe "
+            f"{manifest['quantization']['recipe']}, context {manifest['context_length']}, "
+            f"prefill {manifest['prefill_length']}"
         )
     ceiling = manifest["ceiling"]
     speeds = ", ".join(f"{device} ≤ {tps:g} tok/s" for device, tps in ceiling["max_decode_tokens_per_s"].items())
     click.echo(f"  decode ceiling (upper bound, {ceiling['bytes_per_decode_token'] / 1e6:.1f} MB read per token): "
                f"{speeds}")
-    if result.report is not None:
+    if result.reports:
         from exporter.verify.cli import VerificationFailed
         from exporter.verify.report import format_report
 
-        click.echo(format_report(result.report, manifest["name"]))
-        if not result.report.passed:
+        for report in result.reports.values():
+            click.echo(format_report(report, manifest["name"]))
+        if not all(report.passed for report in result.reports.values()):
             raise VerificationFailed(f"{result.folder} was written but fails parity; see the report above")
 
 

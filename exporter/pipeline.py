@@ -31,6 +31,7 @@ from quant.calibrate import calibrate, calibration_plan, calibration_tokens, tok
 from quant.coreml import Compression
 from quant.recipes import DEFAULT_COMPUTE_TARGET, DEFAULT_GROUP_SIZE, get_recipe
 
+FORMATS = {"coreml": ["coreml"], "coreai": ["coreai"], "both": ["coreml", "coreai"]}
 PREFLIGHT_TOKENS = 256  # enough text to see each layer's typical peaks, cheap even for 3B
 
 
@@ -55,13 +56,15 @@ class ExportOptions:
     random_weights: int | None = None  # seed: real shapes of --size, random weights (benchmarks, no Hub)
     calibrate: str | None = None  # calibration text file, or "builtin" for the built-in held-out text
     max_chunk_bytes: int | None = DEFAULT_MAX_CHUNK_BYTES  # split into packages of at most this; None: one
+    format: str = "coreml"  # coreml (iOS 18+), coreai (iOS 27+) or both, in one folder under one export.json
 
 
 @dataclass
 class ExportResult:
     folder: Path
     manifest: dict
-    report: object = None  # exporter.verify.report.ParityReport when verified
+    report: object = None  # exporter.verify.report.ParityReport of the first format, when verified
+    reports: dict = field(default_factory=dict)  # {format: ParityReport}
 
 
 @dataclass
@@ -80,6 +83,11 @@ class Plan:
     calibration_text: list[int] | None = None
     calibration: dict | None = None  # export.json's record of a calibrated compression
     packages: list = field(default_factory=list)  # (chunk, package name, theoretical sizes)
+    coreai_models: list = field(default_factory=list)  # (chunk, .aimodel name, theoretical sizes, weights)
+
+    @property
+    def formats(self) -> list[str]:
+        return FORMATS[self.options.format]
 
 
 def check_lengths(context_length: int, prefill_length: int, model_max: int) -> None:
@@ -118,6 +126,10 @@ def plan_export(options: ExportOptions, progress: Progress) -> Plan:
     compression = Compression(get_recipe(options.quant), options.quant_map, options.group_size,
                               options.per_channel_scale, options.compute_target)
     compression.check_compute_target()  # before a download: it needs no model
+    if options.format not in FORMATS:
+        raise UsageError(f"--format {options.format!r} is not one of {', '.join(FORMATS)}")
+    if "coreai" in FORMATS[options.format]:
+        check_coreai(compression)
     if options.size is not None and options.size.strip().lower() != EMBEDDED_SIZE:
         get_preset(options.size)  # an unknown size is a usage error before any download
     with progress.step("resolve checkpoint"):
@@ -136,6 +148,17 @@ def plan_export(options: ExportOptions, progress: Progress) -> Plan:
     if source.embedded and tokenizer_spec == DEFAULT_TOKENIZER:
         tokenizer_spec = str(EMBEDDED_DIR)  # the embedded model has its own tokenizer, next to its weights
     return Plan(options, compression, source, name, target, config, context_length, tokenizer_spec)
+
+
+def check_coreai(compression: Compression) -> None:
+    """Core AI needs its packages, and recipes coreai-opt can apply: one line each, before anything slow."""
+    from exporter.coreai.runtime import require_coreai
+    from quant.coreai import check_recipes
+    from quant.recipes import parse_quant_map
+
+    for module in ("coreai", "coreai_torch", "coreai_opt"):
+        require_coreai(module)
+    check_recipes({compression.recipe} | {recipe for _, recipe in parse_quant_map(compression.quant_map)})
 
 
 def read_inputs(plan: Plan, progress: Progress) -> None:
@@ -160,22 +183,20 @@ def export(options: ExportOptions, progress: Progress | None = None) -> ExportRe
         _, tensors = open_source(plan.source, plan.config)
     model, weight_plan, ranges = reference_model(plan, tensors, progress)
     with atomic_output(plan.target, options.force) as staging:
-        write_packages(plan, model, weight_plan, tensors, staging, progress)
+        if "coreml" in plan.formats:
+            write_packages(plan, model, weight_plan, tensors, staging, progress)
+        if "coreai" in plan.formats:
+            write_coreai_models(plan, model, tensors, staging, progress)
         del model
         collect()
         copy_tokenizer(plan, staging)
         manifest = manifest_of(plan, staging, ranges)
         write_manifest(staging, manifest)
-        report = None
-        if options.verify:
-            from exporter.verify.check import verify_export
-
-            with progress.step("verify (reference vs package, float16 executor)"):
-                report = verify_export(staging, model_dir=plan.source.folder)
-            manifest["verification"] = report.to_dict()
+        reports = verify_formats(plan, staging, manifest, progress) if options.verify else {}
         manifest["timings"] = {stage: round(seconds, 2) for stage, seconds in progress.timings.items()}
         write_manifest(staging, manifest)
-    return ExportResult(folder=plan.target, manifest=manifest, report=report)
+    return ExportResult(folder=plan.target, manifest=manifest, report=next(iter(reports.values()), None),
+                        reports=reports)
 
 
 def reference_model(plan: Plan, tensors: TensorSource, progress: Progress):
@@ -224,6 +245,31 @@ def write_packages(plan: Plan, model, weight_plan: WeightPlan | None, tensors: T
         plan.packages.append((chunk, name, sizes))
 
 
+def write_coreai_models(plan: Plan, model, tensors: TensorSource, staging: Path, progress: Progress) -> None:
+    """Each chunk of layers as one Core AI model (exporter.coreai), chunked as the Core ML packages are."""
+    from exporter.coreai.write import write_models
+
+    chunks = plan_chunks(plan.config, plan.compression, plan.options.max_chunk_bytes)
+    plan.coreai_models = write_models(model, tensors, chunks, plan.context_length, plan.options.prefill_length,
+                                      plan.compression, plan.name, staging, progress)
+
+
+def verify_formats(plan: Plan, staging: Path, manifest: dict, progress: Progress):
+    """elm-verify's parity check of each format written, recorded in export.json; the first format's report."""
+    from exporter.verify.check import verify_export
+
+    reports = {}
+    for backend in plan.formats:
+        runner = "Apple's Core AI runtime" if backend == "coreai" else "float16 executor"
+        with progress.step(f"verify {backend} (reference vs package, {runner})"):
+            reports[backend] = verify_export(staging, model_dir=plan.source.folder, backend=backend)
+    if "coreml" in reports:
+        manifest["verification"] = reports["coreml"].to_dict()
+    if "coreai" in reports:
+        manifest["coreai"]["verification"] = reports["coreai"].to_dict()
+    return reports
+
+
 def copy_tokenizer(plan: Plan, staging: Path) -> None:
     if plan.tokenizer_dir is not None:
         for file in SHIPPED_FILES:
@@ -239,10 +285,11 @@ def manifest_of(plan: Plan, staging: Path, ranges) -> dict:
     }
     manifest = build_manifest(plan.name, plan.packages, staging, plan.source.to_dict(), plan.config,
                               plan.context_length, plan.options.prefill_length, plan.options.max_chunk_bytes,
-                              plan.compression.to_dict(), tokenizer)
+                              plan.compression.to_dict(), tokenizer, plan.coreai_models)
     if plan.calibration is not None:
         manifest["quantization"]["calibration"] = plan.calibration
     manifest["activation_range"] = ranges.to_dict()
-    manifest["ceiling"] = decode_ceiling(manifest["size"]["weight_file_bytes"],
-                                         [state["shape"] for c in manifest["chunks"] for state in c["states"]])
+    chunks = manifest["chunks"] or manifest["coreai"]["chunks"]
+    weight_bytes = manifest["size"]["weight_file_bytes"] if manifest["size"] else manifest["coreai"]["package_bytes"]
+    manifest["ceiling"] = decode_ceiling(weight_bytes, [state["shape"] for c in chunks for state in c["states"]])
     return manifest

@@ -191,6 +191,13 @@ class Compression:
             if names is None:
                 collect()
 
+    def apply_to_coreai(self, program, weight_name) -> dict[str, str]:
+        """Compress a Core AI program in place with coreai-opt (quant.coreai); {weight name: recipe name}."""
+        from quant.coreai import compress_program
+
+        return compress_program(program, weight_name, self.recipe, self.quant_map, self.group_size,
+                                self.per_channel_scale)
+
     def theoretical_weight_bytes(self, weight_shapes: dict[str, tuple[int, int]]) -> int:
         """Σ weights × bits + scales and tables, for the weight matrices named in `weight_shapes`."""
         chosen = assign(sorted(weight_shapes), self.recipe, self.quant_map)

@@ -1,7 +1,7 @@
 """Imports point one way along the data path, and no module imports itself back through others.
 
-The stages, in the order data flows: checkpoint -> reference model -> export graph -> backend
-(Core ML) -> quantization -> manifest -> verify -> pipeline and CLI; benchmark and tool scripts
+The stages, in the order data flows: checkpoint -> reference model -> export graph -> backends
+(Core ML, Core AI) -> quantization -> manifest -> verify -> pipeline and CLI; benchmark and tool scripts
 sit on top. A module may import its own stage and the stages before it. `quant/` sits after the
 backend in the data path but imports nothing above the reference model: the backend gets its
 compression handed in by the pipeline (exporter.coreml.functions.Compressor).
@@ -21,7 +21,7 @@ STAGES = [  # (rank, module prefixes)
     (1, ("exporter.checkpoint",)),
     (2, ("exporter.model",)),
     (3, ("exporter.graph",)),
-    (4, ("exporter.coreml",)),
+    (4, ("exporter.coreml", "exporter.coreai")),
     (5, ("quant",)),
     (6, ("exporter.manifest",)),
     (7, ("exporter.verify",)),

@@ -38,9 +38,10 @@ class StatefulOpenELM(nn.Module):
     """
 
     def __init__(self, model: OpenELM, context_length: int, tokens_per_call: int, cache_dtype=torch.float16,
-                 chunk: Chunk | None = None, weight_plan: WeightPlan | None = None):
+                 chunk: Chunk | None = None, weight_plan: WeightPlan | None = None, exportable: bool = False):
         super().__init__()
         config = model.config
+        self.exportable = exportable  # torch.export (Core AI) rather than torch.jit.trace (Core ML): see cache()
         self.config = config
         self.tokens_per_call = tokens_per_call
         self.chunk = chunk or Chunk.whole(config.num_transformer_layers)
@@ -146,9 +147,17 @@ class DeviceContext:
         graph = self.graph
         first = graph.layout.offsets[layer - graph.chunk.start]
         heads = slice(first, first + graph.config.num_kv_heads[layer])
-        # Core ML States: a slice assignment into the buffer becomes an in-place state update.
-        graph.key_cache[:, heads, self.position : self.position + tokens, :] = k.to(graph.key_cache.dtype)
-        graph.value_cache[:, heads, self.position : self.position + tokens, :] = v.to(graph.value_cache.dtype)
+        if graph.exportable:
+            # torch.export cannot slice at a data-dependent position: rows written by index instead
+            # (coreai-torch turns the in-place index_copy_ into a state update).
+            slots = self.position + graph.token_offsets
+            count = heads.stop - heads.start
+            graph.key_cache.narrow(1, first, count).index_copy_(2, slots, k.to(graph.key_cache.dtype))
+            graph.value_cache.narrow(1, first, count).index_copy_(2, slots, v.to(graph.value_cache.dtype))
+        else:
+            # Core ML States: a slice assignment into the buffer becomes an in-place state update.
+            graph.key_cache[:, heads, self.position : self.position + tokens, :] = k.to(graph.key_cache.dtype)
+            graph.value_cache[:, heads, self.position : self.position + tokens, :] = v.to(graph.value_cache.dtype)
         return graph.key_cache[:, heads].to(k.dtype), graph.value_cache[:, heads].to(v.dtype)  # [1, kv, context, hd]
 
     def attend(self, layer: int, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, tokens: int):

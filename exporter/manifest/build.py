@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 from pathlib import Path
 
+from exporter.coreai.package import read_signatures as coreai_signatures
 from exporter.coreml.package import WEIGHTS_IN_PACKAGE, read_signatures
 from exporter.files import folder_bytes, folder_files, sha256_file
 from exporter.graph.cache import CacheLayout
@@ -60,13 +61,64 @@ def chunk_entry(staging: Path, chunk: Chunk, package_name: str, sizes: dict, con
     }
 
 
+def coreai_entry(staging: Path, chunk: Chunk, model_name: str, sizes: dict, weights: dict,
+                 config: OpenELMConfig, context_length: int) -> dict:
+    """One .aimodel of a Core AI export: the same fields as a Core ML chunk, and where each weight is in it."""
+    model = staging / model_name
+    functions, states = coreai_signatures(model)
+    model_bytes = folder_bytes(model)
+    kv_heads = tuple(config.num_kv_heads[chunk.start:chunk.stop])
+    return {
+        "package": model_name,
+        "layers": [chunk.start, chunk.stop],
+        "input": INPUT_IDS if chunk.takes_ids else HIDDEN_IN,
+        "output": LOGITS if chunk.gives_logits else HIDDEN_OUT,
+        "functions": functions,
+        "states": states,
+        "kv_cache": CacheLayout(kv_heads, context_length, config.head_dim).to_dict(),
+        "package_bytes": model_bytes,
+        "files": file_hashes(model),
+        "size": {**sizes, "package_bytes": model_bytes,
+                 "package_to_theory": round(model_bytes / sizes["theoretical_bytes"], 4)},
+        "weights": weights,  # {name: torch nodes its constant is located at, recipe}: what elm-verify reads back
+    }
+
+
+def coreai_section(staging: Path, models: list, config: OpenELMConfig, context_length: int) -> dict:
+    """export.json's `coreai`: the .aimodel chunks (run exactly as the Core ML chunks are)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    chunks = [coreai_entry(staging, chunk, name, sizes, weights, config, context_length)
+              for chunk, name, sizes, weights in models]
+    versions = {}
+    for package in ("coreai-core", "coreai-torch", "coreai-opt"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "unknown"
+    theory = sum(c["size"]["theoretical_bytes"] for c in chunks)
+    total = sum(c["package_bytes"] for c in chunks)
+    return {
+        "package": chunks[0]["package"] if len(chunks) == 1 else None,
+        "chunks": chunks,
+        "package_bytes": total,
+        "size": {"theoretical_bytes": theory, "package_bytes": total, "package_to_theory": round(total / theory, 4)},
+        "deployment_target": "iOS27",
+        "runtime": "Core AI (iOS 27 / macOS 27); elm-verify runs it in coreai-core's runtime on Linux",
+        "versions": versions,
+        "verification": None,
+    }
+
+
 def file_hashes(package: Path) -> dict[str, str]:
     """{path inside the package (posix): sha256} for every file of the package, weights and program alike."""
     return {path.relative_to(package).as_posix(): sha256_file(path) for path in folder_files(package)}
 
 
-def total_size(chunks: list[dict]) -> dict:
-    """The chunks' size reports added up (one chunk: its own report)."""
+def total_size(chunks: list[dict]) -> dict | None:
+    """The chunks' size reports added up (one chunk: its own report; no Core ML chunks: None)."""
+    if not chunks:
+        return None
     if len(chunks) == 1:
         return chunks[0]["size"]
     keys = ("theoretical_bytes", "weight_matrix_bytes", "other_constant_bytes", "weight_file_bytes",
@@ -79,8 +131,9 @@ def total_size(chunks: list[dict]) -> dict:
 
 def build_manifest(name: str, packages: list, staging: Path, source: dict, config: OpenELMConfig,
                    context_length: int, prefill_length: int, max_chunk_bytes: int | None, quantization: dict,
-                   tokenizer: dict | None) -> dict:
-    """export.json for the saved `packages` [(chunk, package name, theoretical sizes)] in `staging`.
+                   tokenizer: dict | None, coreai_models: list | None = None) -> dict:
+    """export.json for the saved `packages` [(chunk, package name, theoretical sizes)] in `staging`, and the
+    Core AI models [(chunk, name, sizes, weights)] beside them (None: a Core ML export only).
 
     source, quantization, tokenizer: the records of where the weights came from, how they were
     compressed, and which tokenizer files the folder holds (None: none).
@@ -89,11 +142,13 @@ def build_manifest(name: str, packages: list, staging: Path, source: dict, confi
               for chunk, package_name, sizes in packages]
     single = chunks[0] if len(chunks) == 1 else None
     pieces, piece_size = vocab_split(config.vocab_size)
+    formats = (["coreml"] if packages else []) + (["coreai"] if coreai_models else [])
     return {
         "format": MANIFEST_FORMAT,
         "name": name,
+        "formats": formats,  # what the folder holds: a Core ML export (chunks) and/or a Core AI one (coreai)
         # One package: described here directly. Several: `chunks`, run in order, each with its own states.
-        "package": single and single["package"],
+        "package": single["package"] if single else None,
         "chunks": chunks,
         "source": source,
         "model": config.to_dict(),
@@ -103,15 +158,15 @@ def build_manifest(name: str, packages: list, staging: Path, source: dict, confi
         "bos_token_id": config.bos_token_id,
         "eos_token_id": config.eos_token_id,
         "tokenizer": tokenizer,
-        "functions": single and single["functions"],
+        "functions": single["functions"] if single else None,
         "default_function": DEFAULT_FUNCTION,
         "inputs": {INPUT_IDS: "token ids, int32 [1, T]", POSITION: "index of the first token in the sequence",
                    HIDDEN_IN: "chunks after the first: the previous chunk's hidden_out, float16 [1, T, model_dim]"},
         "outputs": {LOGITS: "float16 [1, T, pieces, piece_size]; flatten the last two axes, keep vocab_size",
                     HIDDEN_OUT: "chunks before the last: float16 [1, T, model_dim], the next chunk's hidden_in"},
-        "states": single and single["states"],
+        "states": single["states"] if single else None,
         "state_names": list(STATE_NAMES),
-        "kv_cache": single and single["kv_cache"],
+        "kv_cache": single["kv_cache"] if single else None,
         "logits_layout": {"pieces": pieces, "piece_size": piece_size},
         "driving": (
             "split the prompt ids (BOS first) into chunks of prefill_length, pad the last chunk, call prefill "
@@ -124,12 +179,13 @@ def build_manifest(name: str, packages: list, staging: Path, source: dict, confi
         "max_chunk_bytes": max_chunk_bytes,
         "package_bytes": sum(c["package_bytes"] for c in chunks),
         "weights_file": str(WEIGHTS_IN_PACKAGE),
-        "weights_sha256": single and single["weights_sha256"],
+        "weights_sha256": single["weights_sha256"] if single else None,
         "size": total_size(chunks),
         "versions": versions(),
-        "deployment_target": "iOS18",
+        "deployment_target": "iOS18" if packages else None,
         "compute_precision": "float16",
         "verification": None,
+        "coreai": coreai_section(staging, coreai_models, config, context_length) if coreai_models else None,
     }
 
 

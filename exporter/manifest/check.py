@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from exporter.coreai.package import read_signatures as coreai_signatures
 from exporter.coreml.package import read_signatures
 from exporter.errors import ExportError
 from exporter.files import folder_files, sha256_file
@@ -23,14 +24,45 @@ NOT_THIS = "the manifest does not describe this package (re-export it)"
 MISSING = object()  # a field the manifest (or the package) lacks
 
 
-def check_integrity(folder: Path, manifest: dict) -> list[Path]:
-    """The package paths, after checking each holds exactly the files the manifest lists, with their sha256."""
+FORMATS = ("coreml", "coreai")
+
+
+def formats_of(manifest: dict) -> list[str]:
+    """The formats the folder holds (export.json `formats`; before Core AI, every export was Core ML)."""
+    formats = manifest.get("formats", ["coreml"])
+    if not (isinstance(formats, list) and formats and all(f in FORMATS for f in formats)):
+        raise ExportError(f"{MANIFEST_NAME}: formats is {show(formats)}, not a list of {', '.join(FORMATS)}; "
+                          f"{NOT_THIS}")
+    if "coreai" in formats and not isinstance(manifest.get("coreai"), dict):
+        raise ExportError(f"{MANIFEST_NAME}: formats lists coreai but there is no coreai section; {NOT_THIS}")
+    return formats
+
+
+def chunks_of(manifest: dict, backend: str) -> tuple[list, str]:
+    """(the chunks of one format, the field that holds them)."""
+    chunks, field = (manifest["coreai"].get("chunks"), "coreai.chunks") if backend == "coreai" else (
+        manifest.get("chunks"), "chunks")
+    if not isinstance(chunks, list) or not chunks:
+        raise ExportError(f"{MANIFEST_NAME}: {field} lists no models though formats names {backend}; {NOT_THIS}")
+    return chunks, field
+
+
+def check_integrity(folder: Path, manifest: dict, backend: str = "coreml") -> list[Path]:
+    """The paths of one format's packages (or .aimodels), after checking each holds exactly the files the
+    manifest lists, with their sha256."""
+    if backend not in formats_of(manifest):
+        raise ExportError(f"{folder} holds no {backend} export (export.json formats: "
+                          f"{', '.join(formats_of(manifest))})")
+    chunks, field = chunks_of(manifest, backend)
     packages = []
-    for index, chunk in enumerate(manifest["chunks"]):
+    for index, chunk in enumerate(chunks):
         package = inside(folder, chunk.get("package") or "")
         if not package.is_dir():
-            raise ExportError(f"{package}: the package named in export.json is missing; re-export the model")
-        hashes = check_files(package, chunk.get("files"), f"chunks[{index}].files")
+            raise ExportError(f"{package}: the model named in export.json is missing; re-export the model")
+        hashes = check_files(package, chunk.get("files"), f"{field}[{index}].files")
+        if backend == "coreai":
+            packages.append(package)
+            continue
         weights = inside(package, chunk.get("weights_file") or "")
         if not weights.is_file():
             raise ExportError(f"{weights}: weight file missing from the package; re-export the model")
@@ -89,21 +121,28 @@ class Declared:
 
 def check_manifest(folder: Path, manifest: dict) -> None:
     """Every field export.json states about the package(s) is what the saved package(s) declare: each function's
-    inputs and outputs, the states, context_length, prefill_length, the vocabulary and the KV-cache shape."""
-    chunks = manifest["chunks"]
+    inputs and outputs, the states, context_length, prefill_length, the vocabulary and the KV-cache shape;
+    for each format the folder holds."""
+    for backend in formats_of(manifest):
+        check_models(folder, manifest, backend)
+
+
+def check_models(folder: Path, manifest: dict, backend: str) -> None:
+    chunks, field = chunks_of(manifest, backend)
+    reader = coreai_signatures if backend == "coreai" else read_signatures
     paths = [inside(folder, chunk.get("package") or "") for chunk in chunks]
-    declared = [Declared("the package" if len(chunks) == 1 else path.name, *read_signatures(path))
-                for path in paths]
+    declared = [Declared("the package" if len(chunks) == 1 else path.name, *reader(path)) for path in paths]
     for index, (chunk, package) in enumerate(zip(chunks, declared)):
         check_roles(chunk, package, index, len(chunks))
     check_context(manifest, declared)
     check_prefill(manifest, chunks, declared)
     check_vocabulary(manifest, declared[-1])
     for index, (chunk, package) in enumerate(zip(chunks, declared)):
-        same(f"chunks[{index}].functions", chunk.get("functions", MISSING), package.functions, package.owner)
-        same(f"chunks[{index}].states", chunk.get("states", MISSING), package.states, package.owner)
-        check_cache_shape(f"chunks[{index}].kv_cache", chunk.get("kv_cache"), package)
-    check_top_level(manifest, declared)
+        same(f"{field}[{index}].functions", chunk.get("functions", MISSING), package.functions, package.owner)
+        same(f"{field}[{index}].states", chunk.get("states", MISSING), package.states, package.owner)
+        check_cache_shape(f"{field}[{index}].kv_cache", chunk.get("kv_cache"), package)
+    if backend == "coreml":
+        check_top_level(manifest, declared)
 
 
 def check_roles(chunk: dict, package: Declared, index: int, count: int) -> None:

@@ -112,3 +112,21 @@ def streamed_model(config: OpenELMConfig, tensors: TensorSource) -> OpenELM:
     model = skeleton_model(config, tensors)
     stream_weights(model, tensors)
     return model
+
+
+@contextmanager
+def holding(model: OpenELM, tensors: TensorSource, names: set[str], dtype: torch.dtype = torch.float16):
+    """The skeleton with the real `names` weights in `dtype` inside the block (matrices read, norms cast),
+    as it was after: what a backend that converts real weights (Core AI) needs of one chunk, and no more."""
+    swapped = []
+    for name, module in model.named_modules():
+        weight = getattr(module, "weight", None)
+        if f"{name}.weight" in names and isinstance(weight, torch.Tensor):
+            real = tensors.read(f"{name}.weight", dtype) if is_placeholder(weight) else weight.detach().to(dtype)
+            swapped.append((module, weight))
+            module.weight = nn.Parameter(real, requires_grad=False)
+    try:
+        yield model
+    finally:
+        for module, placeholder_param in swapped:
+            module.weight = placeholder_param

@@ -6,17 +6,20 @@ from pathlib import Path
 
 from exporter.checkpoint.text import sample_ids
 from exporter.checkpoint.tokenizer import check_tokenizer
+from exporter.coreai.package import MODEL_SUFFIX
 from exporter.coreml.package import PACKAGE_SUFFIX
 from exporter.errors import ExportError, UsageError
-from exporter.manifest.check import check_integrity, check_manifest
+from exporter.manifest.check import check_integrity, check_manifest, formats_of
 from exporter.manifest.document import MANIFEST_NAME, inside, read_manifest
-from exporter.model.streamed import is_streamed
+from exporter.model.load import whole_model
+from exporter.model.streamed import is_streamed, streamed_model
 from exporter.verify.parity import verify
-from exporter.verify.reference import dequantized_reference, source_model
+from exporter.verify.reference import CoreAITensors, dequantized_reference, source_model
 from exporter.verify.report import ParityReport
 
 DEFAULT_STEPS = 16
-WHAT_TO_PASS = f"pass the folder elm-export wrote, its {MANIFEST_NAME}, or a {PACKAGE_SUFFIX} inside it"
+WHAT_TO_PASS = (f"pass the folder elm-export wrote, its {MANIFEST_NAME}, or a {PACKAGE_SUFFIX} or {MODEL_SUFFIX} "
+                "inside it")
 
 
 def export_folder(path: Path) -> Path:
@@ -30,16 +33,20 @@ def export_folder(path: Path) -> Path:
         return path
     if path.is_file() and path.name == MANIFEST_NAME:
         return path.parent
-    package = next((p for p in (path, *path.parents) if p.suffix == PACKAGE_SUFFIX), None)
+    package = next((p for p in (path, *path.parents) if p.suffix in (PACKAGE_SUFFIX, MODEL_SUFFIX)), None)
     if package is None:
         if path.is_dir():
             return path  # read_manifest says export.json is missing
         raise ExportError(f"{path}: not an export; {WHAT_TO_PASS}")
     folder = package.parent
     if not (folder / MANIFEST_NAME).is_file():
-        raise ExportError(f"{package}: a Core ML package, but {folder} has no {MANIFEST_NAME}; {WHAT_TO_PASS} "
+        kind = "a Core AI model" if package.suffix == MODEL_SUFFIX else "a Core ML package"
+        raise ExportError(f"{package}: {kind}, but {folder} has no {MANIFEST_NAME}; {WHAT_TO_PASS} "
                           "(keep the package in the folder elm-export wrote)")
-    listed = [inside(folder, chunk.get("package") or "") for chunk in read_manifest(folder)["chunks"]]
+    manifest = read_manifest(folder)
+    chunks = manifest.get("chunks") or []
+    chunks = chunks + ((manifest.get("coreai") or {}).get("chunks") or [])
+    listed = [inside(folder, chunk.get("package") or "") for chunk in chunks]
     if package not in listed:
         raise ExportError(f"{package}: not one of the packages {folder / MANIFEST_NAME} lists "
                           f"({', '.join(p.name for p in listed)}); {WHAT_TO_PASS}")
@@ -67,24 +74,32 @@ def prompt_tokens(folder: Path, manifest: dict, text: str | None, count: int | N
 
 
 def verify_export(folder: Path, model_dir: Path | None = None, prompt: str | None = None,
-                  tokens: int | None = None, steps: int = DEFAULT_STEPS, progress=None) -> ParityReport:
+                  tokens: int | None = None, steps: int = DEFAULT_STEPS, progress=None,
+                  backend: str | None = None) -> ParityReport:
     """Parity of the export at `folder` (or its export.json, or one of its packages) with its checkpoint, after
-    checking its files and that export.json describes the packages (before running anything)."""
+    checking its files and that export.json describes the packages (before running anything).
+
+    backend: which format to run (coreml: our float16 executor; coreai: Apple's Core AI runtime); default the
+    folder's first."""
     folder = export_folder(folder)
     manifest = read_manifest(folder)
-    packages = check_integrity(folder, manifest)
+    backend = backend or formats_of(manifest)[0]
+    packages = check_integrity(folder, manifest, backend)
     check_manifest(folder, manifest)
     ids = prompt_tokens(folder, manifest, prompt, tokens)
     model = source_model(manifest, model_dir)
 
     def dequantized():
         # Built after the package has run, streamed like the reference when that one is (too big to hold twice).
+        if backend == "coreai":
+            tensors = CoreAITensors(packages, manifest["coreai"]["chunks"], model.state_dict(), model.config)
+            return streamed_model(model.config, tensors) if is_streamed(model) else whole_model(model.config, tensors)
         return dequantized_reference(packages, model, stream=is_streamed(model))
 
     compressed = manifest.get("quantization", {}).get("recipe", "none") != "none"
     random_weights = bool((manifest.get("source") or {}).get("random_weights"))
     report = verify(packages, manifest, model, ids, steps, dequantized_model=dequantized if compressed else None,
-                    judge_total=not random_weights)
+                    judge_total=not random_weights, backend=backend)
     if (folder / "tokenizer.json").is_file():
         tokenizer = check_tokenizer(folder)
         report.sample = {"prompt": tokenizer.decode(ids), "continuation": tokenizer.decode(report.continuation)}

@@ -16,26 +16,51 @@ from exporter.errors import ExportError
 @click.option("--tokens", type=int, help="Use N seeded token ids instead of a text prompt.")
 @click.option("--steps", type=int, default=16, show_default=True, help="Greedy decode steps after the prompt.")
 @click.option("--model-dir", type=click.Path(path_type=Path), help="Checkpoint folder [default: from export.json].")
+@click.option("--format", "export_format", type=click.Choice(["coreml", "coreai"]),
+              help="Verify only this format of the folder [default: every format it holds].")
+@click.option("--cross-check", is_flag=True,
+              help="Core ML exports: also export the same graph with the package's own (de-quantized) weights to "
+                   "Core AI in a temporary folder and compare our executor with Apple's Core AI runtime.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--debug", is_flag=True, help="Show tracebacks and library warnings.")
-def verify_command(path, prompt, tokens, steps, model_dir, as_json, debug):
+def verify_command(path, prompt, tokens, steps, model_dir, export_format, cross_check, as_json, debug):
     """Prove an exported package matches the PyTorch reference, on any OS (exit 1 outside the thresholds).
 
-    PATH: the folder elm-export wrote, its export.json, or a .mlpackage inside it.
+    PATH: the folder elm-export wrote, its export.json, or a .mlpackage / .aimodel inside it.
     """
+    from exporter.manifest.check import formats_of
+    from exporter.manifest.document import read_manifest
     from exporter.verify.check import export_folder, verify_export
     from exporter.verify.report import format_report
 
     if steps < 0:
         raise click.BadParameter(f"{steps} must be ≥ 0", param_hint="--steps")
     folder = export_folder(path)  # PATH: the export folder, its export.json, or a package inside it
-    report = verify_export(folder, model_dir=model_dir, prompt=prompt, tokens=tokens, steps=steps)
+    formats = [export_format] if export_format else formats_of(read_manifest(folder))
+    reports = {backend: verify_export(folder, model_dir=model_dir, prompt=prompt, tokens=tokens, steps=steps,
+                                      backend=backend) for backend in formats}
+    agreement = None
+    if cross_check:
+        from exporter.verify.cross_check import cross_check_export, format_agreement
+
+        agreement = cross_check_export(folder, model_dir=model_dir, prompt=prompt, tokens=tokens, steps=steps)
     if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2))
+        document = {backend: report.to_dict() for backend, report in reports.items()}
+        if agreement is not None:
+            document["cross_check"] = agreement.to_dict()
+        click.echo(json.dumps(document if len(document) > 1 else next(iter(document.values())), indent=2))
     else:
-        click.echo(format_report(report, folder.name))
-    if not report.passed:
-        raise VerificationFailed(f"{folder} is outside the parity thresholds for recipe {report.recipe}")
+        for report in reports.values():
+            click.echo(format_report(report, folder.name))
+        if agreement is not None:
+            click.echo(format_agreement(agreement))
+    failed = [backend for backend, report in reports.items() if not report.passed]
+    if failed:
+        recipe = next(iter(reports.values())).recipe
+        raise VerificationFailed(f"{folder} ({', '.join(failed)}) is outside the parity thresholds for recipe {recipe}")
+    if agreement is not None and not agreement.passed:
+        raise VerificationFailed(f"{folder}: our float16 executor and Apple's Core AI runtime disagree beyond "
+                                 "float16 rounding (see the cross-check line above)")
 
 
 class VerificationFailed(ExportError):

@@ -82,13 +82,30 @@ def run_chunk_by_chunk(packages: list, manifest: dict, tokens: list[int], prompt
     """package_run of a (possibly split) export with the float16 executor, one chunk at a time."""
     from exporter.verify.executor import ProgramExecutor
 
+    return run_chunks(packages, manifest["chunks"], manifest, tokens, prompt_length,
+                      lambda package, chunk: ProgramExecutor(package, keep_large_float16))
+
+
+def run_chunks(paths: list, chunks: list[dict], manifest: dict, tokens: list[int], prompt_length: int,
+               executor_for) -> tuple[np.ndarray, int]:
+    """package_run of a (possibly split) export, one chunk at a time; executor_for(path, chunk) loads one."""
     recorded = None
-    for package, chunk in zip(packages, manifest["chunks"]):
-        stage = RecordedChunk(ProgramExecutor(package, keep_large_float16), chunk, recorded)
+    for path, chunk in zip(paths, chunks):
+        executor = executor_for(path, chunk)
+        stage = RecordedChunk(executor, chunk, recorded)
         result = package_run(stage, manifest, tokens, prompt_length)
         recorded = stage.outputs
-        del stage  # its expanded weights go before the next chunk's load
+        if hasattr(executor, "close"):
+            executor.close()
+        del stage, executor  # its weights go before the next chunk's load
     return result
+
+
+def coreai_run(paths: list, manifest: dict, tokens: list[int], prompt_length: int) -> tuple[np.ndarray, int]:
+    """package_run of a Core AI export in Apple's runtime (coreai-core), one chunk at a time."""
+    from exporter.coreai.runtime import CoreAIExecutor
+
+    return run_chunks(paths, manifest["coreai"]["chunks"], manifest, tokens, prompt_length, CoreAIExecutor)
 
 
 class CoreMLExecutor:

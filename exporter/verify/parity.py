@@ -19,10 +19,15 @@ from exporter.model.openelm import OpenELM
 from exporter.model.preflight import measure
 from exporter.model.streamed import is_streamed
 from exporter.verify.compare import compare
-from exporter.verify.drive import coreml_runtime_run, run_chunk_by_chunk
+from exporter.verify.drive import coreai_run, coreml_runtime_run, run_chunk_by_chunk
 from exporter.verify.reference import logits_for, reference_run
 from exporter.verify.report import DEFAULT_TOTAL, TOTAL_THRESHOLDS, ParityReport
 from quant.recipes import MIXED_DEFAULT_MAP
+
+RUNTIMES = {
+    "coreml": "Core ML package on elm-export's float16 executor",
+    "coreai": "Core AI model in Apple's Core AI runtime (coreai-core)",
+}
 
 
 def check_same_model(model: OpenELM, manifest: dict) -> None:
@@ -38,7 +43,9 @@ def check_same_model(model: OpenELM, manifest: dict) -> None:
 
 
 def verify(packages: list, manifest: dict, model: OpenELM, prompt: list[int], steps: int,
-           dequantized_model: OpenELM | None = None, judge_total: bool = True) -> ParityReport:
+           dequantized_model: OpenELM | None = None, judge_total: bool = True, backend: str = "coreml") -> ParityReport:
+    """Parity of one format's packages (Core ML: our float16 executor, and Core ML itself on macOS; Core AI:
+    Apple's Core AI runtime) with the reference, and with the de-quantized reference when given."""
     started = time.perf_counter()
     check_same_model(model, manifest)
     room = manifest["context_length"] - len(prompt)
@@ -48,7 +55,10 @@ def verify(packages: list, manifest: dict, model: OpenELM, prompt: list[int], st
     steps = min(steps, room)
     tokens, reference_logits = reference_run(model, prompt, steps)
     big = is_streamed(model)  # the model is too big to hold in float32 twice
-    package_logits, calls = run_chunk_by_chunk(packages, manifest, tokens, len(prompt), keep_large_float16=big)
+    if backend == "coreai":
+        package_logits, calls = coreai_run(packages, manifest, tokens, len(prompt))
+    else:
+        package_logits, calls = run_chunk_by_chunk(packages, manifest, tokens, len(prompt), keep_large_float16=big)
     quantization = manifest.get("quantization", {})
     recipe = quantization.get("recipe", "none")
     custom_map = quantization.get("quant_map") not in (None, MIXED_DEFAULT_MAP)
@@ -61,6 +71,7 @@ def verify(packages: list, manifest: dict, model: OpenELM, prompt: list[int], st
         thresholds=DEFAULT_TOTAL if custom_map else TOTAL_THRESHOLDS.get(recipe, DEFAULT_TOTAL),
         judge_total=judge_total or dequantized_model is None,
         continuation=tokens[len(prompt):],
+        runtime=RUNTIMES[backend],
     )
     if callable(dequantized_model) and not isinstance(dequantized_model, torch.nn.Module):
         dequantized_model = dequantized_model()  # built only now: its programs need not sit beside the executor's
@@ -68,7 +79,9 @@ def verify(packages: list, manifest: dict, model: OpenELM, prompt: list[int], st
         report.dequantized_reference = compare(logits_for(dequantized_model, tokens), package_logits,
                                                len(prompt))
     report.activation_range = measure(model, tokens).to_dict()
-    coreml = coreml_runtime_run(packages, manifest, tokens, len(prompt))
+    coreml = coreml_runtime_run(packages, manifest, tokens, len(prompt)) if backend == "coreml" else None
+    if backend == "coreai":
+        report.coreml_runtime = "not applicable (a Core AI model)"
     if coreml is not None:
         report.coreml_runtime = asdict(compare(reference_logits, coreml, len(prompt)))
     report.seconds = time.perf_counter() - started

@@ -97,6 +97,41 @@ class PackageTensors:  # a TensorSource (exporter.checkpoint.tensors)
         return torch.from_numpy(value.astype(np.float32)).to(dtype)
 
 
+class CoreAITensors:  # a TensorSource (exporter.checkpoint.tensors)
+    """A Core AI export's own weights by checkpoint name (de-quantized from what each .aimodel holds,
+    exporter.coreai.weights), found by where export.json says each weight's constant is."""
+
+    def __init__(self, paths: list, chunks: list[dict], fallback: dict[str, torch.Tensor], config: OpenELMConfig):
+        from exporter.coreai.package import load_program
+        from exporter.coreai.weights import read_weights
+
+        self.values = {}
+        for path, chunk in zip(paths, chunks):
+            nodes = {name: entry["nodes"] for name, entry in (chunk.get("weights") or {}).items()}
+            self.values.update(read_weights(load_program(path), nodes))
+        self.where, self.fallback, self.config = str(paths[0]), fallback, config
+        self.expected = {name: tuple(t.shape) for name, t in fallback.items()}
+
+    def names(self) -> list[str]:
+        return list(self.expected)
+
+    def read(self, name: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        if name == EMBEDDING:
+            pieces = [self.values[f"vocab_pieces_{i}"] for i in range(len(self.values)) if f"vocab_pieces_{i}" in
+                      self.values]
+            if not pieces:
+                raise ExportError(f"{self.where}: no vocabulary weights found; was it written by elm-export?")
+            return torch.from_numpy(np.concatenate(pieces)[: self.config.vocab_size]).to(dtype)
+        value = self.values.get(program_name(name))
+        if value is None:
+            if len(self.expected[name]) == 2:
+                raise ExportError(f"{self.where}: weight for {name} not found in the model")
+            return self.fallback[name].to(dtype)  # norms: float16 constants the export does not compress
+        if tuple(value.shape) != self.expected[name]:
+            raise ExportError(f"{self.where}: {name} has shape {value.shape}, expected {self.expected[name]}")
+        return torch.from_numpy(value).to(dtype)
+
+
 def dequantized_reference(packages, model: OpenELM, function: str = "decode", stream: bool = False) -> OpenELM:
     """A model whose weights are the package's own (float16-rounded, de-quantized) weights.
 

@@ -62,6 +62,8 @@ class ParityReport:
     continuation: list[int] = field(default_factory=list)  # the reference's greedy tokens after the prompt
     sample: dict | None = None  # prompt and continuation as text, when the package has a tokenizer
     seconds: float = 0.0
+    runtime: str = "Core ML package on elm-export's float16 executor"  # what computed the package's logits
+    scope: str | None = None  # when less than the whole export ran (a twin): what ran and what that proves
 
     @property
     def passed(self) -> bool:
@@ -88,6 +90,8 @@ def format_report(report: ParityReport, name: str) -> str:
     lines = [
         f"{name}: recipe {report.recipe}, {report.prompt_tokens} prompt tokens in {report.prefill_calls} prefill "
         f"call(s) + {report.decode_steps} decode steps, {report.seconds:.1f}s",
+        f"  {'run by':<28}{report.runtime}",
+        f"  {'scope':<28}{report.scope}" if report.scope else None,
         f"  {'':<28}{'max|Δlogit|':>10}{'mean KL':>11}{'top-1':>9}  {'greedy':<11}limits",
         row("vs reference (float32)", report.reference, report.thresholds,
             "" if report.judge_total else "  (random weights: not judged)"),

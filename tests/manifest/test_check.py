@@ -234,7 +234,7 @@ def test_missing_path_says_what_to_pass(tmp_path, capsys):
     code, err = verify_error(tmp_path / "nope", capsys)
     assert code == 1
     assert err.endswith("nope: no such file or folder; pass the folder elm-export wrote, its export.json, "
-                        "or a .mlpackage inside it"), err
+                        "or a .mlpackage or .aimodel inside it"), err
 
 
 def test_package_outside_an_export_says_what_to_pass(tmp_path, capsys):

@@ -5,14 +5,19 @@ import Observation
 /// Loads the model once and streams replies into `messages`. UI-independent: `ChatView` shows it,
 /// tests drive it with a fake model.
 ///
+/// The model runs with Core AI when the folder holds a Core AI model and the OS has Core AI
+/// (iOS 27 / macOS 27), else with Core ML (`preferredFormat` overrides the choice).
+///
 /// Model calls never overlap. `stop()` ends a reply at once for the UI, but the model call in
-/// flight (a Core ML prediction cannot be interrupted) still runs to its end; the next reply's
-/// model calls start only after it has returned, because predictions that share an MLState must
-/// be serialised. `send` right after `stop` is fine: the new reply waits for the old one.
+/// flight (a Core ML prediction or Core AI run cannot be interrupted) still runs to its end; the
+/// next reply's model calls start only after it has returned, because calls that share a cache
+/// (Core ML's MLState, Core AI's state arrays) must be serialised. `send` right after `stop` is
+/// fine: the new reply waits for the old one.
 @MainActor
 @Observable
 public final class ChatSession {
-    /// The folder reference added to the app target (see README): export.json, the .mlpackage(s), tokenizer files.
+    /// The folder reference added to the app target (see README): export.json, the .mlpackage(s)
+    /// and/or .aimodel(s), tokenizer files.
     public static let modelFolderName = "Model"
 
     public private(set) var messages: [ChatMessage] = []
@@ -24,6 +29,8 @@ public final class ChatSession {
     public private(set) var tokensPerSecond: Double?
 
     public var computeUnits = ComputeUnits.cpuAndNeuralEngine
+    /// The format to run, or nil to choose (Core AI where the folder has it and the OS runs it).
+    public var preferredFormat: ExportFormat?
     public var maxTokens = 256
     public var sampling = SamplingParameters(temperature: 0.7, topK: 40, topP: 0.9, repetitionPenalty: 1.2, seed: 0)
 
@@ -47,30 +54,33 @@ public final class ChatSession {
         }
         await load(folder: folder)
         #else
-        status = "Core ML is not available on this platform; the chat app runs on iOS 18 / macOS 15."
+        status = "Core ML is not available on this platform; the chat app runs on iOS 18 / macOS 15 (Core AI models: iOS 27 / macOS 27)."
         #endif
     }
 
-    /// Loads an export folder (export.json, the .mlpackage(s), tokenizer files) with Core ML.
+    /// Loads an export folder (export.json, the packages, tokenizer files) with Core AI or Core ML.
     public func load(folder: URL) async {
         guard generator == nil else { return }
         let units = computeUnits
+        let preferred = preferredFormat
         do {
-            // Loading (and the first-launch compile) is slow: keep it off the main actor.
+            // Loading (and the first-launch compile or specialization) is slow: keep it off the main actor.
             let loaded = try await Task.detached(priority: .userInitiated) {
                 let start = ContinuousClock.now
                 let manifest = try ExportManifest.load(from: folder)
+                let format = try ModelLoader.chooseFormat(for: manifest, preferred: preferred)
                 let tokenizer = try Tokenizer(contentsOf: folder)
-                let model = try await CoreMLLanguageModel.load(folder: folder, computeUnits: units)
+                let model = try await ModelLoader.load(folder: folder, manifest: manifest, format: format, computeUnits: units)
                 let elapsed = (ContinuousClock.now - start).components
                 let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18
-                return (Generator(model: model, tokenizer: tokenizer), manifest, seconds)
+                return (Generator(model: model, tokenizer: tokenizer), manifest, format, seconds)
             }.value
-            let (generator, manifest, seconds) = loaded
-            let packages = manifest.isSplit ? "\(manifest.chunks.count) packages, " : ""
+            let (generator, manifest, format, seconds) = loaded
+            let packageCount = manifest.chunks(for: format).count
+            let packages = packageCount > 1 ? "\(packageCount) packages, " : ""
             use(generator, addBOS: manifest.tokenizer?.addBOS ?? true,
                 eosTokenId: manifest.eosTokenId ?? generator.tokenizer?.eosTokenId, loadSeconds: seconds,
-                status: "\(manifest.name) ready (\(packages)loaded in \(String(format: "%.1f", seconds)) s)")
+                status: "\(manifest.name) ready (\(format.displayName), \(packages)loaded in \(String(format: "%.1f", seconds)) s)")
         } catch {
             status = "Could not load the model: \(error)"
         }

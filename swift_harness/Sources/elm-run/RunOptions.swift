@@ -12,6 +12,8 @@ struct RunOptions: Equatable {
     var prompt = ""
     var maxTokens = 128
     var computeUnits = ComputeUnits.cpuAndNeuralEngine
+    /// nil: Core AI when the folder has it and the OS runs it, else Core ML.
+    var format: ExportFormat?
     /// The CLI follows OpenELM's model card (repetition penalty 1.2); the rest default to greedy.
     var sampling = SamplingParameters(repetitionPenalty: 1.2)
 
@@ -19,11 +21,14 @@ struct RunOptions: Equatable {
         Usage: elm-run --model DIR --prompt TEXT [options]
 
         Runs an OpenELM model exported by elm-export (a folder with export.json, the .mlpackage
-        and tokenizer.json) with Core ML, streaming the generated text, then a stats line.
+        or .aimodel packages and tokenizer.json) with Core ML or Core AI, streaming the generated
+        text, then a stats line.
 
           --model DIR             the export folder
           --prompt TEXT           the text to continue
           --max-tokens N          new tokens to generate at most (default 128)
+          --format FORMAT         coreml | coreai: which of the folder's models to run (default: Core AI
+                                  when the folder has it and the OS runs it, macOS 27+; else Core ML)
           --compute-units UNITS   all | cpuAndNeuralEngine | cpuAndGPU | cpuOnly (default cpuAndNeuralEngine)
           --temperature T         0 = greedy (default 0)
           --top-k K               sample from the K most likely tokens; 0 = off (default 0)
@@ -66,7 +71,7 @@ struct RunOptions: Equatable {
     }
 
     private static let optionNames = [
-        "--model", "--prompt", "--max-tokens", "--compute-units", "--temperature",
+        "--model", "--prompt", "--max-tokens", "--format", "--compute-units", "--temperature",
         "--top-k", "--top-p", "--repetition-penalty", "--seed",
     ]
 
@@ -75,6 +80,11 @@ struct RunOptions: Equatable {
         case "--model": modelFolder = value
         case "--prompt": prompt = value
         case "--max-tokens": maxTokens = try Self.number(name, value, Int.init, atLeast: 1)
+        case "--format":
+            guard let format = ExportFormat(rawValue: value) else {
+                throw UsageError("--format must be one of \(ExportFormat.allCases.map(\.rawValue).joined(separator: ", ")), got '\(value)'")
+            }
+            self.format = format
         case "--compute-units":
             guard let units = ComputeUnits(rawValue: value) else {
                 throw UsageError("--compute-units must be one of \(ComputeUnits.allCases.map(\.rawValue).joined(separator: ", ")), got '\(value)'")

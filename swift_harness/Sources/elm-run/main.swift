@@ -1,8 +1,8 @@
 import ELMKit
 import Foundation
 
-// elm-run: runs an elm-export folder with Core ML from the command line.
-// Exit codes: 0 success, 1 runtime failure (or no Core ML), 2 bad command line.
+// elm-run: runs an elm-export folder with Core ML or Core AI from the command line.
+// Exit codes: 0 success, 1 runtime failure (or no Core ML / Core AI), 2 bad command line.
 
 func fail(_ message: String, code: Int32) -> Never {
     FileHandle.standardError.write(Data("elm-run: \(message)\n".utf8))
@@ -31,5 +31,5 @@ if #available(macOS 15.0, iOS 18.0, *) {
     fail("Core ML States need macOS 15 or later", code: 1)
 }
 #else
-fail("Core ML is not available on this OS; run elm-run on macOS 15+ (or use ELMKit in an iOS 18 app)", code: 1)
+fail("Core ML and Core AI are not available on this OS; run elm-run on macOS 15+ (Core AI exports: macOS 27+), or use ELMKit in an iOS app", code: 1)
 #endif

@@ -183,3 +183,38 @@ extension ModelCallOrderTests {
         }
     }
 }
+
+/// Loading picks the format with `ModelLoader`; where Core AI cannot run (Linux, older OSes) a
+/// Core AI-only folder says what it needs instead of failing inside a framework.
+@MainActor
+@Suite struct ChatSessionFormatTests {
+    /// A copy of ELMKitTests' Core AI-only fixture as an export folder's export.json.
+    func coreAIOnlyFolder() throws -> URL {
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("ELMKitTests/Fixtures/manifest_coreai_only.json")
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("ELMChatTests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: fixture, to: folder.appendingPathComponent(ExportManifest.fileName))
+        return folder
+    }
+
+    @Test func aCoreAIOnlyFolderNeedsCoreAI() async throws {
+        guard !CoreAIRuntime.isAvailable else { return }  // there it would load the (absent) .aimodel folders
+        let folder = try coreAIOnlyFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let session = ChatSession()
+        await session.load(folder: folder)
+        #expect(!session.isReady)
+        #expect(session.status.contains("Could not load the model: the folder holds only a Core AI model"), "\(session.status)")
+    }
+
+    @Test func forcingAFormatTheFolderLacksIsRefused() async throws {
+        let folder = try coreAIOnlyFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let session = ChatSession()
+        session.preferredFormat = .coreML
+        await session.load(folder: folder)
+        #expect(!session.isReady)
+        #expect(session.status.contains("the folder holds no Core ML model (export.json formats: coreai)"), "\(session.status)")
+    }
+}

@@ -18,7 +18,7 @@ import Testing
     @Test func defaultsAndAllOptions() throws {
         let basic = try #require(try parse(["--model", "out/m", "--prompt", "Hi"]))
         #expect(basic.modelFolder == "out/m" && basic.prompt == "Hi" && basic.maxTokens == 128)
-        #expect(basic.computeUnits == .cpuAndNeuralEngine)
+        #expect(basic.computeUnits == .cpuAndNeuralEngine && basic.format == nil)
         #expect(basic.sampling == SamplingParameters(repetitionPenalty: 1.2))
 
         let full = try #require(try parse([
@@ -33,7 +33,15 @@ import Testing
         #expect(try parse(["--help"]) == nil)
         #expect(try parse(["--model", "m", "-h"]) == nil)
         #expect(try parse(["--model", "m", "--prompt", ""])?.prompt == "")
-        #expect(RunOptions.usage.contains("--compute-units"))
+        #expect(RunOptions.usage.contains("--compute-units") && RunOptions.usage.contains("--format"))
+    }
+
+    @Test func formatForcesCoreMLOrCoreAI() throws {
+        #expect(try parse(["--model", "m", "--prompt", "x", "--format", "coreai"])?.format == .coreAI)
+        #expect(try parse(["--model", "m", "--prompt", "x", "--format=coreml"])?.format == .coreML)
+        let wrong = error(["--model", "m", "--prompt", "x", "--format", "CoreML"])
+        #expect(wrong.contains("--format must be one of coreml, coreai, got 'CoreML'"), "\(wrong)")
+        #expect(error(["--model", "m", "--prompt", "x", "--format"]).contains("--format needs a value"))
     }
 
     @Test func badCommandLinesAreExplained() {

@@ -19,8 +19,17 @@ public final class CoreMLLanguageModel: LanguageModel {
 
     /// Loads the export folder (export.json + packages), compiling each package on first use.
     public static func load(folder: URL, computeUnits: ComputeUnits = .cpuAndNeuralEngine) async throws -> CoreMLLanguageModel {
-        let manifest = try ExportManifest.load(from: folder)
-        let missing = manifest.missingPackages(in: folder)
+        try await load(folder: folder, manifest: try ExportManifest.load(from: folder), computeUnits: computeUnits)
+    }
+
+    /// Loads the Core ML packages of an export folder whose export.json is already read.
+    public static func load(folder: URL, manifest: ExportManifest,
+                            computeUnits: ComputeUnits = .cpuAndNeuralEngine) async throws -> CoreMLLanguageModel {
+        guard manifest.formats.contains(.coreML) else {
+            let held = manifest.formats.map(\.rawValue).joined(separator: ", ")
+            throw ManifestError(source: folder.path, reason: "export.json lists no Core ML model (formats: \(held)); export the model again with coreml")
+        }
+        let missing = manifest.missingPackages(in: folder, format: .coreML)
         guard missing.isEmpty else {
             throw ManifestError(source: folder.path, reason: "\(missing.joined(separator: ", ")) named in export.json \(missing.count == 1 ? "is" : "are") missing; copy the whole export folder")
         }

@@ -1,5 +1,6 @@
 /// One package of a model, as the chain sees it: a function call on its own state. Core ML's
-/// chunk is `CoreMLChunk` (MLMultiArray, MLState); tests use scripted chunks.
+/// chunk is `CoreMLChunk` (MLMultiArray, MLState), Core AI's `CoreAIChunk` (NDArray,
+/// `CoreAIKVCache`); tests use scripted chunks.
 public protocol ModelChunk {
     /// What flows between chunks: token ids into the first, hidden states between, logits out of the last.
     associatedtype Tensor

@@ -1,5 +1,6 @@
 /// A causal language model with a KV cache that `Generator` can drive: chunked prefill, then
-/// one token at a time. `CoreMLLanguageModel` is the real one; tests use scripted models.
+/// one token at a time. `CoreMLLanguageModel` and `CoreAILanguageModel` are the real ones; tests
+/// use scripted models.
 public protocol LanguageModel: AnyObject {
     /// Tokens the cache holds.
     var contextLength: Int { get }

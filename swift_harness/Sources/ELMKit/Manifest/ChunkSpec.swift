@@ -8,8 +8,12 @@ public struct ChunkSpec: Sendable, Equatable {
     public static let hiddenOut = "hidden_out"
     public static let logits = "logits"
     public static let position = "position"
+    /// The two states (the KV cache) every chunk has, shared by its prefill and decode functions.
+    public static let keyCache = "key_cache"
+    public static let valueCache = "value_cache"
 
-    /// The .mlpackage (or compiled .mlmodelc) file name, relative to the export folder.
+    /// The package's file name, relative to the export folder: an .mlpackage (or compiled
+    /// .mlmodelc) for Core ML, an .aimodel folder for Core AI.
     public let package: String
     /// Transformer layers `start..<stop`; nil only for a manifest written before chunks existed
     /// that does not say how many layers the model has.
@@ -22,7 +26,7 @@ public struct ChunkSpec: Sendable, Equatable {
     public let decode: FunctionSpec
     public let states: [TensorSpec]
     public let packageBytes: Int?
-    /// Content hash of this package's weight file.
+    /// Content hash of this package's weight file (Core ML only; Core AI chunks list `files` alone).
     public let weightsSHA256: String?
     /// Every file of the package with its content hash (export.json's `files`); nil for manifests
     /// written before it was added. `CompiledModelKey` names the compiled-model cache entry from it.
@@ -57,8 +61,8 @@ public struct ChunkSpec: Sendable, Equatable {
     }
 }
 
-/// One file inside a package, as export.json lists it: the path relative to the `.mlpackage`
-/// ("Data/com.apple.CoreML/model.mlmodel", "Manifest.json", ...) and the SHA-256 of its content.
+/// One file inside a package, as export.json lists it: the path relative to the `.mlpackage` or
+/// `.aimodel` ("Data/com.apple.CoreML/model.mlmodel", "Manifest.json", ...) and the SHA-256 of its content.
 public struct PackageFile: Sendable, Equatable {
     public let path: String
     /// Lowercase hex.
@@ -70,7 +74,7 @@ public struct PackageFile: Sendable, Equatable {
     }
 }
 
-/// The two functions every package holds; the raw value is the Core ML function name.
+/// The two functions every package holds; the raw value is the function name in Core ML and Core AI alike.
 public enum ModelFunction: String, Sendable, CaseIterable {
     case prefill
     case decode

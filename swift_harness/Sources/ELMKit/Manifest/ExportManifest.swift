@@ -1,6 +1,8 @@
 import Foundation
 
-/// export.json, written by elm-export next to the .mlpackage(s): what the Swift side needs to drive them.
+/// export.json, written by elm-export next to the packages: what the Swift side needs to drive them.
+/// A folder may hold the model for Core ML (.mlpackage), for Core AI (.aimodel), or both; both are
+/// driven the same way (see `ChunkedLanguageModel`).
 public struct ExportManifest: Sendable {
     public static let supportedFormat = "elm-export/1"
     public static let fileName = "export.json"
@@ -14,22 +16,46 @@ public struct ExportManifest: Sendable {
     public let eosTokenId: Int?
     /// nil when the model was exported without a tokenizer.
     public let tokenizer: TokenizerInfo?
-    /// The packages in calling order: one for an unsplit export, several for `--max-chunk-bytes`.
-    /// Every call runs all of them with the same function and position, each on its own state.
+    /// What the folder holds (export.json's `formats`); ["coreml"] for manifests written before Core AI.
+    public let formats: [ExportFormat]
+    /// The Core ML packages in calling order: one for an unsplit export, several for
+    /// `--max-chunk-bytes`; empty when the folder holds no Core ML model. Every call runs all of
+    /// them with the same function and position, each on its own state.
     public let chunks: [ChunkSpec]
+    /// The Core AI model (export.json's `coreai`), nil when the folder holds none.
+    public let coreAI: CoreAIExport?
     /// `model.num_transformer_layers`, when the manifest has it.
     public let layerCount: Int?
     public let logitsPieces: Int
     public let logitsPieceSize: Int
 
-    /// True when the model is split over several packages.
-    public var isSplit: Bool { chunks.count > 1 }
-
-    /// Bytes of all packages together, when the manifest gives each package's size.
-    public var packageBytes: Int? {
-        let sizes = chunks.compactMap(\.packageBytes)
-        return sizes.count == chunks.count ? sizes.reduce(0, +) : nil
+    /// The packages of `format` in calling order (empty when the folder does not hold it).
+    public func chunks(for format: ExportFormat) -> [ChunkSpec] {
+        switch format {
+        case .coreML: return chunks
+        case .coreAI: return coreAI?.chunks ?? []
+        }
     }
+
+    /// The format the no-argument conveniences below describe: Core ML when the folder holds it
+    /// (what readers before Core AI expect), else Core AI.
+    public var primaryFormat: ExportFormat { formats.contains(.coreML) ? .coreML : .coreAI }
+
+    /// True when `format`'s model is split over several packages.
+    public func isSplit(_ format: ExportFormat) -> Bool { chunks(for: format).count > 1 }
+
+    /// True when the primary format's model is split over several packages.
+    public var isSplit: Bool { isSplit(primaryFormat) }
+
+    /// Bytes of all of `format`'s packages together, when the manifest gives each package's size.
+    public func packageBytes(_ format: ExportFormat) -> Int? {
+        let formatChunks = chunks(for: format)
+        let sizes = formatChunks.compactMap(\.packageBytes)
+        return sizes.count == formatChunks.count ? sizes.reduce(0, +) : nil
+    }
+
+    /// Bytes of the primary format's packages together.
+    public var packageBytes: Int? { packageBytes(primaryFormat) }
 
     public struct TokenizerInfo: Sendable {
         public let files: [String]
@@ -42,7 +68,7 @@ public struct ExportManifest: Sendable {
         _ = FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory)
         let file = isDirectory.boolValue ? url.appendingPathComponent(fileName) : url
         guard FileManager.default.fileExists(atPath: file.path) else {
-            throw ManifestError(source: file.path, reason: "file not found; pass the folder elm-export wrote (it holds export.json next to the .mlpackage files)")
+            throw ManifestError(source: file.path, reason: "file not found; pass the folder elm-export wrote (it holds export.json next to the .mlpackage or .aimodel files)")
         }
         let data: Data
         do {
@@ -80,38 +106,53 @@ public struct ExportManifest: Sendable {
         vocabSize = try fields.int("vocab_size")
         bosTokenId = try fields.optionalInt("bos_token_id")
         eosTokenId = try fields.optionalInt("eos_token_id")
-        if let info = try fields.optionalObject("tokenizer") {
-            let files = try info.array("files").enumerated().map { i, v in
-                guard let s = v.stringValue else { throw JSONFieldError.wrongType("tokenizer.files[\(i)]", expected: "a string", found: v) }
-                return s
-            }
-            tokenizer = TokenizerInfo(files: files, addBOS: try info.bool("add_bos", default: true))
-        } else {
-            tokenizer = nil
-        }
+        tokenizer = try Self.tokenizerInfo(fields)
         let layout = try fields.object("logits_layout")
         logitsPieces = try layout.int("pieces")
         logitsPieceSize = try layout.int("piece_size")
         layerCount = try fields.optionalObject("model")?.optionalInt("num_transformer_layers")
-        // Where each chunk was read from, so errors name the field to look at.
-        let paths: [String]
-        if fields.optional("chunks") != nil {
-            let entries = try fields.objects("chunks")
-            chunks = try entries.map(Self.chunk)
-            paths = entries.map { $0.path + "." }
-            // One chunk: the top level describes the same package (for readers that predate chunks).
-            if chunks.count == 1, let top = try fields.optionalString("package"), top != chunks[0].package {
-                throw ManifestError(source: source, reason: "package '\(top)' and chunks[0].package '\(chunks[0].package)' differ; export the model again")
-            }
-        } else {
-            // Written before split exports existed: the top level is the one package.
-            chunks = [try Self.unsplitChunk(fields, layerCount: layerCount)]
-            paths = [""]
-        }
-        try validate(source: source, paths: paths)
+        formats = try Self.formats(fields, source: source)
+        let coreML = try Self.coreMLChunks(fields, holdsCoreML: formats.contains(.coreML), layerCount: layerCount, source: source)
+        chunks = coreML.chunks
+        coreAI = try Self.coreAIExport(fields, holdsCoreAI: formats.contains(.coreAI), source: source)
+        try validate(source: source, coreMLPaths: coreML.paths)
     }
 
-    private static func chunk(_ fields: JSONFields) throws -> ChunkSpec {
+    private static func tokenizerInfo(_ fields: JSONFields) throws -> TokenizerInfo? {
+        guard let info = try fields.optionalObject("tokenizer") else { return nil }
+        let files = try info.array("files").enumerated().map { i, v in
+            guard let s = v.stringValue else { throw JSONFieldError.wrongType("tokenizer.files[\(i)]", expected: "a string", found: v) }
+            return s
+        }
+        return TokenizerInfo(files: files, addBOS: try info.bool("add_bos", default: true))
+    }
+
+    /// The Core ML packages and where each was read from ("chunks[1]." or "" for the top level),
+    /// so errors name the field to look at. Empty when `formats` has no "coreml".
+    private static func coreMLChunks(_ fields: JSONFields, holdsCoreML: Bool, layerCount: Int?,
+                                     source: String) throws -> (chunks: [ChunkSpec], paths: [String]) {
+        guard holdsCoreML else {
+            // A Core AI-only folder: the Core ML fields must be empty rather than describe packages it lacks.
+            let listed = try fields.optional("chunks") == nil ? 0 : fields.array("chunks").count
+            if listed > 0 || fields.optional("package") != nil {
+                throw ManifestError(source: source, reason: "chunks or package describe Core ML packages but formats does not list 'coreml'; export the model again")
+            }
+            return ([], [])
+        }
+        guard fields.optional("chunks") != nil else {
+            // Written before split exports existed: the top level is the one package.
+            return ([try unsplitChunk(fields, layerCount: layerCount)], [""])
+        }
+        let entries = try fields.objects("chunks")
+        let chunks = try entries.map(chunk)
+        // One chunk: the top level describes the same package (for readers that predate chunks).
+        if chunks.count == 1, let top = try fields.optionalString("package"), top != chunks[0].package {
+            throw ManifestError(source: source, reason: "package '\(top)' and chunks[0].package '\(chunks[0].package)' differ; export the model again")
+        }
+        return (chunks, entries.map { $0.path + "." })
+    }
+
+    static func chunk(_ fields: JSONFields) throws -> ChunkSpec {
         let bounds = try fields.ints("layers")
         guard bounds.count == 2, bounds[0] >= 0, bounds[0] < bounds[1] else {
             throw JSONFieldError(path: fields.fieldPath("layers"), problem: "should be [start, stop] with 0 <= start < stop but is \(bounds)")
@@ -152,78 +193,5 @@ public struct ExportManifest: Sendable {
         let f = try functions.object(name)
         return FunctionSpec(inputs: try f.objects("inputs").map(TensorSpec.init),
                             outputs: try f.objects("outputs").map(TensorSpec.init))
-    }
-
-    /// Cross-field checks, so a mismatched manifest fails here rather than inside Core ML.
-    /// `paths[i]` is where chunk i was read ("chunks[1]." or "" for the top level).
-    private func validate(source: String, paths: [String]) throws {
-        func fail(_ reason: String) -> ManifestError { ManifestError(source: source, reason: reason) }
-        guard contextLength > 0, prefillLength > 0, vocabSize > 0 else {
-            throw fail("context_length, prefill_length and vocab_size must be positive")
-        }
-        guard prefillLength <= contextLength else {
-            throw fail("prefill_length \(prefillLength) is larger than context_length \(contextLength)")
-        }
-        guard logitsPieces > 0, logitsPieceSize > 0, logitsPieces * logitsPieceSize >= vocabSize else {
-            throw fail("logits_layout (\(logitsPieces) pieces × \(logitsPieceSize)) does not cover vocab_size \(vocabSize)")
-        }
-        guard !chunks.isEmpty else { throw fail("chunks is empty; export the model again") }
-        for (i, chunk) in chunks.enumerated() {
-            let path = paths[i]
-            let isFirst = i == 0, isLast = i == chunks.count - 1
-            let wantedInput = isFirst ? ChunkSpec.inputIDs : ChunkSpec.hiddenIn
-            guard chunk.input == wantedInput else {
-                throw fail("\(path)input is '\(chunk.input)', expected '\(wantedInput)': the first chunk takes the token ids, each later one the hidden state of the chunk before it")
-            }
-            let wantedOutput = isLast ? ChunkSpec.logits : ChunkSpec.hiddenOut
-            guard chunk.output == wantedOutput else {
-                throw fail("\(path)output is '\(chunk.output)', expected '\(wantedOutput)': the last chunk gives the logits, each earlier one the hidden state for the chunk after it")
-            }
-            try validateLayers(i, path: path, fail: fail)
-            for (function, tokens) in [(ModelFunction.prefill, prefillLength), (.decode, 1)] {
-                let spec = chunk.function(function)
-                let at = "\(path)functions.\(function.rawValue)"
-                guard let input = spec.input(chunk.input) else { throw fail("\(at) has no '\(chunk.input)' input") }
-                if isFirst {
-                    guard input.shape == [1, tokens] else {
-                        throw fail("\(at).input_ids has shape \(input.shape), expected [1, \(tokens)]")
-                    }
-                    guard input.dtype == "int32" else { throw fail("\(at).input_ids is \(input.dtype), expected int32") }
-                } else {
-                    // The hand-off: exactly what the chunk before gives (validated on the previous turn).
-                    let previous = chunks[i - 1].function(function).output(ChunkSpec.hiddenOut)!
-                    guard input.shape == previous.shape, input.dtype == previous.dtype else {
-                        throw fail("\(at).hidden_in is \(input.dtype) \(input.shape) but \(paths[i - 1])functions.\(function.rawValue).hidden_out is \(previous.dtype) \(previous.shape); the chunks do not fit together")
-                    }
-                }
-                guard let position = spec.input(ChunkSpec.position) else { throw fail("\(at) has no 'position' input") }
-                guard position.dtype == "int32" else { throw fail("\(at).position is \(position.dtype), expected int32") }
-                guard let output = spec.output(chunk.output) else { throw fail("\(at) has no '\(chunk.output)' output") }
-                if isLast {
-                    guard output.shape == [1, tokens, logitsPieces, logitsPieceSize] else {
-                        throw fail("\(at).logits has shape \(output.shape), expected [1, \(tokens), \(logitsPieces), \(logitsPieceSize)] from logits_layout")
-                    }
-                } else {
-                    guard output.shape.count == 3, output.shape[0] == 1, output.shape[1] == tokens, output.shape[2] > 0 else {
-                        throw fail("\(at).hidden_out has shape \(output.shape), expected [1, \(tokens), model_dim]")
-                    }
-                }
-            }
-        }
-    }
-
-    /// Chunk i's layers start where chunk i-1's stop (the first at 0) and the last stops at the layer count.
-    private func validateLayers(_ i: Int, path: String, fail: (String) -> ManifestError) throws {
-        guard let layers = chunks[i].layers else { return }
-        if i == 0 {
-            guard layers.lowerBound == 0 else {
-                throw fail("\(path)layers start at \(layers.lowerBound); the first chunk must start at layer 0")
-            }
-        } else if let previous = chunks[i - 1].layers, layers.lowerBound != previous.upperBound {
-            throw fail("\(path)layers [\(layers.lowerBound), \(layers.upperBound)] do not continue the chunk before it, [\(previous.lowerBound), \(previous.upperBound)]: each chunk must start at the layer where the one before stops")
-        }
-        if i == chunks.count - 1, let layerCount, layers.upperBound != layerCount {
-            throw fail("\(path)layers stop at \(layers.upperBound) but the model has \(layerCount) layers; the chunks must cover them all")
-        }
     }
 }

@@ -1,0 +1,99 @@
+"""The Core AI backend's stage: each chunk converted with its real weights, compressed (coreai-opt) and saved.
+
+Unlike the Core ML backend, which fills the real matrices into an already converted program,
+coreai-torch converts real tensors: each chunk's weights are read in float16 just for its conversion.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+from exporter.checkpoint.tensors import TensorSource
+from exporter.coreai.convert import ConvertedProgram, convert_functions, location_key
+from exporter.coreai.package import model_name, save_model
+from exporter.graph.chunks import Chunk
+from exporter.memory import collect
+from exporter.model.names import EMBEDDING, FINAL_NORM
+from exporter.model.streamed import holding
+from exporter.progress import Progress
+
+
+class CoreAICompressor(Protocol):
+    """What the Core AI backend needs of a compression recipe (quant.Compression is one)."""
+
+    compresses: bool
+    label: str
+
+    def theoretical_weight_bytes(self, weight_shapes: dict[str, tuple[int, int]]) -> int: ...
+
+    def apply_to_coreai(self, program, weight_name) -> dict: ...
+
+
+def chunk_weight_names(model, chunk: Chunk) -> set[str]:
+    """The checkpoint names of the weights one chunk's program holds."""
+    names = {name for name, _ in model.named_parameters()
+             if any(name.startswith(f"transformer.layers.{i}.") for i in range(chunk.start, chunk.stop))}
+    if chunk.takes_ids or chunk.gives_logits:
+        names.add(EMBEDDING)  # the tied table: lookup in the first chunk, output projection in the last
+    if chunk.gives_logits:
+        names.add(FINAL_NORM)
+    return names
+
+
+def element_bytes(value_type) -> float:
+    return value_type.element_type.width / 8
+
+
+def theoretical_sizes(converted: ConvertedProgram, compression: CoreAICompressor) -> tuple[dict, dict]:
+    """(What the model should weigh: weight matrices by the recipe, every other constant once; the weight
+    matrices' shapes by name)."""
+    from coreai._compiler.ir import WalkResult
+
+    shapes, other = {}, 0
+
+    def visit(op):
+        nonlocal other
+        key = location_key(op)
+        if op.name == "coreai.constant" and key is not None and key[0] == "prefill":  # the weights are shared
+            name = converted.locations.get(key)
+            shape = tuple(op.result.type.shape)
+            if name is not None and len(shape) == 2:
+                shapes[name] = shape
+            else:
+                other += int(math.prod(shape) * element_bytes(op.result.type))
+        return WalkResult.ADVANCE
+
+    converted.program._module._mlir_module.operation.walk(visit)
+    weights = compression.theoretical_weight_bytes(shapes)
+    return {"theoretical_bytes": weights + other, "weight_matrix_bytes": weights, "other_constant_bytes": other}, shapes
+
+
+def write_models(model, tensors: TensorSource, chunks: list[Chunk], context_length: int, prefill_length: int,
+                 compression: CoreAICompressor, name: str, staging, progress: Progress) -> list:
+    """Each chunk as one .aimodel with entrypoints prefill and decode; [(chunk, model name, sizes, weights)],
+    weights: {weight name: {node, recipe}}, what verification reads the model's weights back by."""
+    written = []
+    for index, chunk in enumerate(chunks):
+        label = "" if len(chunks) == 1 else f" [chunk {index + 1}/{len(chunks)}: layers {chunk.start}-{chunk.stop - 1}]"
+        with progress.step(f"Core AI: export + convert prefill and decode{label}"):
+            with holding(model, tensors, chunk_weight_names(model, chunk)):
+                converted = convert_functions(model, context_length, prefill_length, chunk)
+            collect()
+        sizes, shapes = theoretical_sizes(converted, compression)
+        recipes = {}
+        if compression.compresses:
+            with progress.step(f"Core AI: quantize ({compression.label}){label}"):
+                recipes = compression.apply_to_coreai(converted.program, converted.weight_name)
+        # Where verification finds each weight again: the torch nodes its constant may be located at (in prefill).
+        weights = {weight: {"nodes": [], "recipe": recipes.get(weight, "none")} for weight in sorted(shapes)}
+        for (entrypoint, node), weight in sorted(converted.locations.items()):
+            if entrypoint == "prefill" and weight in weights:
+                weights[weight]["nodes"].append(node)
+        file_name = model_name(name, len(chunks), index)
+        with progress.step(f"Core AI: save model{label}"):
+            save_model(converted.program, staging / file_name)
+        del converted
+        collect()
+        written.append((chunk, file_name, sizes, weights))
+    return written

@@ -1,0 +1,90 @@
+"""Applying the recipes (quant.recipes) to a Core AI program with coreai-opt.
+
+coreai-opt 0.3.0 compresses every large constant of a program with one configuration; it has no
+per-weight configuration like coremltools' `op_name_configs`. The recipes need one (mixed,
+--quant-map, and never the RoPE tables or other non-weight constants), so each of its passes runs
+once per recipe with its candidate test narrowed to the constants that recipe was assigned.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable
+
+from exporter.errors import UsageError
+from quant.recipes import INT_BLOCK_SIZE, Recipe, assign
+
+LUT_BITS = (2, 3, 4, 6, 8)  # what coreai-opt palettizes of our lutN recipes (its n_bits also has 1)
+
+
+def check_recipes(recipes: set[Recipe]) -> None:
+    """A one-line error for a recipe coreai-opt cannot apply, naming what it can."""
+    for recipe in recipes:
+        if recipe.kind == "lut" and recipe.bits not in LUT_BITS:
+            raise UsageError(f"coreai-opt cannot palettize to {recipe.bits} bits; it can: "
+                             + ", ".join(f"lut{b}" for b in LUT_BITS))
+
+
+def compression_pass(recipe: Recipe, group_size: int, per_channel_scale: bool) -> tuple[Callable, object]:
+    """(coreai-opt pass applying `recipe` in place, its module): int8 per channel, int4 per block of 32,
+    lutN per group of output channels: the layouts the Core ML recipes use."""
+    from coreai_opt.coreai_utils import CompressionGranularity, DType, palettize_weights, quantize_weights
+    from coreai_opt.coreai_utils.passes import weight_palettization, weight_quantization
+
+    if recipe.kind == "linear" and recipe.bits == 8:
+        return (lambda p: quantize_weights(p, DType.INT8, granularity=CompressionGranularity.PER_CHANNEL,
+                                           weight_num_threshold=0, in_place=True)), weight_quantization
+    if recipe.kind == "linear":
+        return (lambda p: quantize_weights(p, DType.INT4, granularity=CompressionGranularity.PER_BLOCK,
+                                           block_size=INT_BLOCK_SIZE, weight_num_threshold=0,
+                                           in_place=True)), weight_quantization
+    return (lambda p: palettize_weights(p, None, n_bits=recipe.bits,
+                                        granularity=CompressionGranularity.PER_GROUPED_CHANNEL,
+                                        group_size=group_size, enable_per_channel_scale=per_channel_scale,
+                                        weight_num_threshold=0, num_kmeans_workers=1,
+                                        enable_fast_kmeans_mode=False, in_place=True)), weight_palettization
+
+
+@contextmanager
+def only_constants(module, admit: Callable) -> None:
+    """coreai-opt's candidate test narrowed to the constants `admit` accepts, for the block."""
+    original = module._should_compress_op
+
+    def narrowed(op, threshold, ops):
+        return admit(op) and original(op, threshold, ops)
+
+    module._should_compress_op = narrowed
+    try:
+        yield
+    finally:
+        module._should_compress_op = original
+
+
+def weight_constants(program, weight_name: Callable) -> dict[str, list]:
+    """{weight name: its constant ops} (one per entrypoint that uses it) of a Core AI program."""
+    found = {}
+
+    def visit(op):
+        from coreai._compiler.ir import WalkResult
+
+        if op.name == "coreai.constant" and (name := weight_name(op)) is not None:
+            found.setdefault(name, []).append(op)
+        return WalkResult.ADVANCE
+
+    program._module._mlir_module.operation.walk(visit)
+    return found
+
+
+def compress_program(program, weight_name: Callable, recipe: Recipe, quant_map: str | None, group_size: int,
+                     per_channel_scale: bool) -> dict[str, str]:
+    """Compress a Core AI program's weight matrices in place, each by its assigned recipe; returns
+    {weight name: recipe name}. weight_name(constant op) names the matrix a constant holds (None: not one)."""
+    constants = weight_constants(program, weight_name)
+    chosen = assign(sorted(constants), recipe, quant_map)
+    check_recipes({r for r in chosen.values() if r.kind != "float"})
+    for current in sorted({r for r in chosen.values() if r.kind != "float"}, key=lambda r: r.name):
+        names = {n for n, r in chosen.items() if r == current}
+        apply, module = compression_pass(current, group_size, per_channel_scale)
+        with only_constants(module, lambda op: weight_name(op) in names):
+            apply(program)
+    return {name: r.name for name, r in chosen.items()}

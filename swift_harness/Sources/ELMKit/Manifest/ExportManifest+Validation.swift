@@ -1,0 +1,107 @@
+/// Cross-field checks, so a mismatched manifest fails here rather than inside Core ML or Core AI.
+extension ExportManifest {
+    /// `coreMLPaths[i]` is where Core ML chunk i was read ("chunks[1]." or "" for the top level).
+    func validate(source: String, coreMLPaths: [String]) throws {
+        let fail = { (reason: String) in ManifestError(source: source, reason: reason) }
+        guard contextLength > 0, prefillLength > 0, vocabSize > 0 else {
+            throw fail("context_length, prefill_length and vocab_size must be positive")
+        }
+        guard prefillLength <= contextLength else {
+            throw fail("prefill_length \(prefillLength) is larger than context_length \(contextLength)")
+        }
+        guard logitsPieces > 0, logitsPieceSize > 0, logitsPieces * logitsPieceSize >= vocabSize else {
+            throw fail("logits_layout (\(logitsPieces) pieces × \(logitsPieceSize)) does not cover vocab_size \(vocabSize)")
+        }
+        if formats.contains(.coreML) {
+            guard !chunks.isEmpty else { throw fail("chunks is empty but formats lists 'coreml'; export the model again") }
+            try validateChain(chunks, paths: coreMLPaths, fail: fail)
+        }
+        if let coreAI {
+            guard !coreAI.chunks.isEmpty else { throw fail("coreai.chunks is empty but formats lists 'coreai'; export the model again") }
+            let paths = coreAI.chunks.indices.map { "coreai.chunks[\($0)]." }
+            try validateChain(coreAI.chunks, paths: paths, fail: fail)
+            for (chunk, path) in zip(coreAI.chunks, paths) { try validateCoreAIChunk(chunk, path: path, fail: fail) }
+        }
+    }
+
+    /// One format's chunks chain up: ids into the first, logits out of the last, matching hidden
+    /// states between them, contiguous layers covering the model.
+    private func validateChain(_ chunks: [ChunkSpec], paths: [String], fail: (String) -> ManifestError) throws {
+        for (i, chunk) in chunks.enumerated() {
+            let path = paths[i]
+            let isFirst = i == 0, isLast = i == chunks.count - 1
+            let wantedInput = isFirst ? ChunkSpec.inputIDs : ChunkSpec.hiddenIn
+            guard chunk.input == wantedInput else {
+                throw fail("\(path)input is '\(chunk.input)', expected '\(wantedInput)': the first chunk takes the token ids, each later one the hidden state of the chunk before it")
+            }
+            let wantedOutput = isLast ? ChunkSpec.logits : ChunkSpec.hiddenOut
+            guard chunk.output == wantedOutput else {
+                throw fail("\(path)output is '\(chunk.output)', expected '\(wantedOutput)': the last chunk gives the logits, each earlier one the hidden state for the chunk after it")
+            }
+            try validateLayers(chunks, i, path: path, fail: fail)
+            for function in ModelFunction.allCases {
+                let previous = isFirst ? nil : (chunks[i - 1], paths[i - 1])
+                try validateFunction(function, of: chunk, path: path, previous: previous, isLast: isLast, fail: fail)
+            }
+        }
+    }
+
+    /// The inputs and outputs of one function of one chunk. `previous` is the chunk before it
+    /// (already checked) and where it was read, nil for the first chunk.
+    private func validateFunction(_ function: ModelFunction, of chunk: ChunkSpec, path: String, previous: (ChunkSpec, String)?,
+                                  isLast: Bool, fail: (String) -> ManifestError) throws {
+        let tokens = function == .prefill ? prefillLength : 1
+        let spec = chunk.function(function)
+        let at = "\(path)functions.\(function.rawValue)"
+        guard let input = spec.input(chunk.input) else { throw fail("\(at) has no '\(chunk.input)' input") }
+        if let (before, beforePath) = previous {
+            // The hand-off: exactly what the chunk before gives.
+            let given = before.function(function).output(ChunkSpec.hiddenOut)!
+            guard input.shape == given.shape, input.dtype == given.dtype else {
+                throw fail("\(at).hidden_in is \(input.dtype) \(input.shape) but \(beforePath)functions.\(function.rawValue).hidden_out is \(given.dtype) \(given.shape); the chunks do not fit together")
+            }
+        } else {
+            guard input.shape == [1, tokens] else { throw fail("\(at).input_ids has shape \(input.shape), expected [1, \(tokens)]") }
+            guard input.dtype == "int32" else { throw fail("\(at).input_ids is \(input.dtype), expected int32") }
+        }
+        guard let position = spec.input(ChunkSpec.position) else { throw fail("\(at) has no 'position' input") }
+        guard position.dtype == "int32" else { throw fail("\(at).position is \(position.dtype), expected int32") }
+        guard let output = spec.output(chunk.output) else { throw fail("\(at) has no '\(chunk.output)' output") }
+        if isLast {
+            guard output.shape == [1, tokens, logitsPieces, logitsPieceSize] else {
+                throw fail("\(at).logits has shape \(output.shape), expected [1, \(tokens), \(logitsPieces), \(logitsPieceSize)] from logits_layout")
+            }
+        } else {
+            guard output.shape.count == 3, output.shape[0] == 1, output.shape[1] == tokens, output.shape[2] > 0 else {
+                throw fail("\(at).hidden_out has shape \(output.shape), expected [1, \(tokens), model_dim]")
+            }
+        }
+    }
+
+    /// Chunk i's layers start where chunk i-1's stop (the first at 0) and the last stops at the layer count.
+    private func validateLayers(_ chunks: [ChunkSpec], _ i: Int, path: String, fail: (String) -> ManifestError) throws {
+        guard let layers = chunks[i].layers else { return }
+        if i == 0 {
+            guard layers.lowerBound == 0 else {
+                throw fail("\(path)layers start at \(layers.lowerBound); the first chunk must start at layer 0")
+            }
+        } else if let previous = chunks[i - 1].layers, layers.lowerBound != previous.upperBound {
+            throw fail("\(path)layers [\(layers.lowerBound), \(layers.upperBound)] do not continue the chunk before it, [\(previous.lowerBound), \(previous.upperBound)]: each chunk must start at the layer where the one before stops")
+        }
+        if i == chunks.count - 1, let layerCount, layers.upperBound != layerCount {
+            throw fail("\(path)layers stop at \(layers.upperBound) but the model has \(layerCount) layers; the chunks must cover them all")
+        }
+    }
+
+    /// What the Core AI runner relies on beyond the shared schema: an .aimodel folder, and the two
+    /// cache states it binds by name.
+    private func validateCoreAIChunk(_ chunk: ChunkSpec, path: String, fail: (String) -> ManifestError) throws {
+        guard chunk.package.hasSuffix("." + ExportFormat.coreAI.packageExtension) else {
+            throw fail("\(path)package '\(chunk.package)' should name a .aimodel folder")
+        }
+        let stateNames = chunk.states.map(\.name).sorted()
+        guard stateNames == [ChunkSpec.keyCache, ChunkSpec.valueCache] else {
+            throw fail("\(path)states are \(stateNames), expected '\(ChunkSpec.keyCache)' and '\(ChunkSpec.valueCache)'")
+        }
+    }
+}
