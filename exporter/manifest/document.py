@@ -17,14 +17,22 @@ def write_manifest(folder: Path, manifest: dict) -> None:
 
 
 def read_manifest(folder: Path) -> dict:
-    """The manifest of an export folder, checked to be this format with its packages listed under `chunks`."""
+    """The manifest of an export folder, checked to be this format with its packages listed: Core ML's under
+    `chunks`, Core AI's under `coreai.chunks` (a Core AI-only export has no Core ML chunks)."""
     path = Path(folder) / MANIFEST_NAME
     manifest = read_json_object(path, "point at a folder written by elm-export (it holds export.json)",
                                 "re-export the model")
     if manifest.get("format") != MANIFEST_FORMAT:
         raise ExportError(f"{path}: not an {MANIFEST_FORMAT} manifest; re-export with this version of elm-export")
-    chunks = manifest.get("chunks")
-    if not isinstance(chunks, list) or not chunks or not all(isinstance(c, dict) for c in chunks):
+    coreai = manifest.get("coreai")
+    for field, chunks in (("chunks", manifest.get("chunks")), ("coreai.chunks", isinstance(coreai, dict) and
+                                                                coreai.get("chunks"))):
+        if chunks is None or chunks is False or (chunks == [] and field == "chunks" and coreai):
+            continue  # a format the folder does not hold
+        if not isinstance(chunks, list) or not chunks or not all(isinstance(c, dict) for c in chunks):
+            raise ExportError(f"{path}: {field!r} does not list the packages; re-export with this version of "
+                              "elm-export")
+    if not manifest.get("chunks") and not (isinstance(coreai, dict) and coreai.get("chunks")):
         raise ExportError(f"{path}: 'chunks' does not list the packages; re-export with this version of elm-export")
     return manifest
 

@@ -87,6 +87,7 @@ def format_report(report: ParityReport, name: str) -> str:
         return (f"  {label:<28}{c.max_abs_error:>10.4f}{c.mean_kl:>11.2e}{100 * c.top1_agreement:>8.1f}%"
                 f"  {greedy:<11}KL ≤ {limits['mean_kl']:g}, top-1 ≥ {100 * limits['top1']:g}%{bad}{note}")
 
+    why_not = "a twin" if report.scope else "random weights"
     lines = [
         f"{name}: recipe {report.recipe}, {report.prompt_tokens} prompt tokens in {report.prefill_calls} prefill "
         f"call(s) + {report.decode_steps} decode steps, {report.seconds:.1f}s",
@@ -94,9 +95,9 @@ def format_report(report: ParityReport, name: str) -> str:
         f"  {'scope':<28}{report.scope}" if report.scope else None,
         f"  {'':<28}{'max|Δlogit|':>10}{'mean KL':>11}{'top-1':>9}  {'greedy':<11}limits",
         row("vs reference (float32)", report.reference, report.thresholds,
-            "" if report.judge_total else "  (random weights: not judged)"),
+            "" if report.judge_total else f"  ({why_not}: not judged)"),
         row("vs de-quantized reference", report.dequantized_reference, report.graph_thresholds,
-            "" if report.judge_total else "  (random weights: top-1 not judged)"),
+            "" if report.judge_total else f"  ({why_not}: top-1 not judged)"),
     ]
     if report.sample:
         lines.append(f"  {'greedy continuation':<28}{report.sample['continuation']!r}")
