@@ -26,7 +26,7 @@ from quant.recipes import COMPUTE_TARGETS, DEFAULT_COMPUTE_TARGET, DEFAULT_GROUP
 def _quiet_libraries() -> None:
     """coremltools and torch print version and Linux-runtime warnings on import; they are noise here."""
     warnings.filterwarnings("ignore")
-    for name in ("coremltools", "root", "huggingface_hub"):
+    for name in ("coremltools", "root", "huggingface_hub", "torch", "coreai_torch", "coreai_opt", "torchao"):
         logging.getLogger(name).setLevel(logging.ERROR)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 

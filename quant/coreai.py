@@ -14,7 +14,9 @@ from typing import Callable
 from exporter.errors import UsageError
 from quant.recipes import INT_BLOCK_SIZE, Recipe, assign
 
-LUT_BITS = (2, 3, 4, 6, 8)  # what coreai-opt palettizes of our lutN recipes (its n_bits also has 1)
+# What coreai-opt 0.3.0 palettizes of our lutN recipes: it accepts n_bits 3 but cannot store 3-bit indices
+# ("only uint2|uint4|uint6 is supported, but nbits=3 is given", from coreai-torch's packing).
+LUT_BITS = (2, 4, 6, 8)
 
 
 def check_recipes(recipes: set[Recipe]) -> None:
@@ -22,7 +24,7 @@ def check_recipes(recipes: set[Recipe]) -> None:
     for recipe in recipes:
         if recipe.kind == "lut" and recipe.bits not in LUT_BITS:
             raise UsageError(f"coreai-opt cannot palettize to {recipe.bits} bits; it can: "
-                             + ", ".join(f"lut{b}" for b in LUT_BITS))
+                             + ", ".join(f"lut{b}" for b in LUT_BITS) + f" (lut{recipe.bits} exists for --format coreml)")
 
 
 def compression_pass(recipe: Recipe, group_size: int, per_channel_scale: bool) -> tuple[Callable, object]:

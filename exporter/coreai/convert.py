@@ -79,13 +79,16 @@ class ConvertedProgram:
         return None if key is None else self.locations.get(key)
 
 
-def convert_functions(model: OpenELM, context_length: int, prefill_length: int,
-                      chunk: Chunk | None = None) -> ConvertedProgram:
-    """prefill (prefill_length tokens) and decode (one token) of `model` (or its `chunk`) as one program."""
+def convert_functions(model: OpenELM, context_length: int, prefill_length: int, chunk: Chunk | None = None,
+                      functions: tuple[str, ...] = FUNCTIONS) -> ConvertedProgram:
+    """prefill (prefill_length tokens) and decode (one token) of `model` (or its `chunk`) as one program
+    (`functions`: a subset, to measure what each entrypoint costs)."""
     coreai_torch = require_coreai("coreai_torch")
     converter = coreai_torch.TorchConverter()
     locations = {}
     for function, tokens in zip(FUNCTIONS, (prefill_length, 1)):
+        if function not in functions:
+            continue
         module = StatefulOpenELM(model, context_length, tokens, chunk=chunk, exportable=True)
         program = export_function(module)
         locations.update({(function, node): name for node, name in parameter_nodes(program).items()})

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import click
 
+from exporter.tools.bench_coreai import coreai_fields, coreai_section
+
 RESULTS = Path("benchmarks.json")
 QUALITY = Path("benchmarks_quality.json")  # written by `python -m exporter.tools.quality`
 KMEANS = Path("benchmarks_kmeans.json")  # written by `python -m exporter.tools.bench_kmeans --json ...`
@@ -95,21 +97,28 @@ def measure_verify(out: Path) -> dict:
     return result
 
 
-def bench_export(size: str, recipe: str, workdir: Path, context_length: int, verify: bool) -> dict:
+def bench_export(size: str, recipe: str, workdir: Path, context_length: int, verify: bool,
+                 export_format: str = "coreml") -> dict:
     """One export (without its built-in verification), then elm-verify on it as a separate measured process."""
-    out = workdir / f"{size}-{recipe}"
+    out = workdir / (f"{size}-{recipe}" if export_format == "coreml" else f"{size}-{recipe}-{export_format}")
     command = [sys.executable, "-m", "exporter", "--size", size, "--random-weights", "0", "--quant", recipe,
                "--no-tokenizer", "--context-length", str(context_length), "--output", str(out), "--force",
-               "--no-verify"]
+               "--no-verify", "--format", export_format]
     load = os.getloadavg()[0]
     code, wall, rss, output = run_measured(command)
     record = {"kind": "export", "size": size, "recipe": recipe, "context_length": context_length,
-              "exit_code": code, "wall_s": round(wall, 1), "peak_rss_bytes": rss, "load_before": round(load, 2)}
+              "exit_code": code, "wall_s": round(wall, 1), "peak_rss_bytes": rss, "load_before": round(load, 2),
+              "format": export_format}
     manifest_path = out / "export.json"
     if code or not manifest_path.is_file():
         record["error"] = last_line(output)
         return record
     manifest = json.loads(manifest_path.read_text())
+    if export_format == "coreai":
+        record.update(coreai_fields(manifest))
+        if verify:
+            record.update(measure_verify(out))
+        return record
     record.update(
         stage_s={k: round(v, 1) for k, v in manifest.get("timings", {}).items()},
         chunks=len(manifest["chunks"]),
@@ -137,13 +146,19 @@ def bench_baseline(size: str, workdir: Path) -> dict:
 
 def merge(records: list[dict]) -> list[dict]:
     old = json.loads(RESULTS.read_text())["runs"] if RESULTS.is_file() else []
-    keys = {(r["kind"], r["size"], r["recipe"]) for r in records}
-    return [r for r in old if (r["kind"], r["size"], r["recipe"]) not in keys] + records
+    keys = {run_key(r) for r in records}
+    return [r for r in old if run_key(r) not in keys] + records
+
+
+def run_key(run: dict) -> tuple:
+    return run["kind"], run["size"], run["recipe"], run.get("format", "coreml")
 
 
 def write_report(runs: list[dict], machine_text: str) -> None:
     baseline = {r["size"]: r for r in runs if r["kind"] == "baseline"}
-    exports = sorted((r for r in runs if r["kind"] == "export"), key=lambda r: (SIZE_ORDER.get(r["size"], 9), r["recipe"]))
+    coreai = [r for r in runs if r["kind"] == "export" and r.get("format") == "coreai"]
+    exports = sorted((r for r in runs if r["kind"] == "export" and r.get("format", "coreml") == "coreml"),
+                     key=lambda r: (SIZE_ORDER.get(r["size"], 9), r["recipe"]))
     lines = [
         "# Benchmarks",
         "",
@@ -197,7 +212,7 @@ def write_report(runs: list[dict], machine_text: str) -> None:
     for r in (r for r in exports if r.get("stage_s")):
         stages = ", ".join(f"{k} {v}" for k, v in r["stage_s"].items())
         lines.append(f"- {r['size']} {r['recipe']}: {stages}")
-    lines += quality_section() + kmeans_section()
+    lines += coreai_section(exports, coreai, SIZE_ORDER) + quality_section() + kmeans_section()
     REPORT.write_text("\n".join(lines) + "\n")
 
 
@@ -295,7 +310,9 @@ def save(runs: list[dict], machine_text: str) -> None:
 @click.option("--workdir", type=click.Path(path_type=Path), default=Path("out/bench"), show_default=True)
 @click.option("--quality/--no-quality", default=True, help="Also measure every recipe on the embedded model.")
 @click.option("--reverify", is_flag=True, help="Only run elm-verify again on the exports already recorded.")
-def main(sizes, recipes, context_length, baseline, verify, workdir, quality, reverify):
+@click.option("--formats", default="coreml,coreai", show_default=True,
+              help="Export formats to measure (Core AI: int4 only, beside Core ML's int4).")
+def main(sizes, recipes, context_length, baseline, verify, workdir, quality, reverify, formats):
     workdir.mkdir(parents=True, exist_ok=True)
     if reverify:
         runs = json.loads(RESULTS.read_text())["runs"]
@@ -318,7 +335,10 @@ def main(sizes, recipes, context_length, baseline, verify, workdir, quality, rev
         if baseline:
             record(bench_baseline(size, workdir))
         for recipe in filter(None, recipes.split(",")):
-            record(bench_export(size, recipe, workdir, context_length, verify))
+            if "coreml" in formats.split(","):
+                record(bench_export(size, recipe, workdir, context_length, verify))
+            if "coreai" in formats.split(",") and recipe == "int4":
+                record(bench_export(size, recipe, workdir, context_length, verify, "coreai"))
     click.echo(f"wrote {RESULTS} and {REPORT}")
 
 
