@@ -105,7 +105,7 @@ def bench_export(size: str, recipe: str, workdir: Path, context_length: int, ver
                "--no-tokenizer", "--context-length", str(context_length), "--output", str(out), "--force",
                "--no-verify", "--format", export_format]
     load = os.getloadavg()[0]
-    code, wall, rss, output = run_measured(command)
+    code, wall, rss, output = run_measured(command, rss_limit=RSS_LIMIT)
     record = {"kind": "export", "size": size, "recipe": recipe, "context_length": context_length,
               "exit_code": code, "wall_s": round(wall, 1), "peak_rss_bytes": rss, "load_before": round(load, 2),
               "format": export_format}
@@ -180,7 +180,7 @@ def write_report(runs: list[dict], machine_text: str) -> None:
                          f"failed: {r['error']} | | | | | | | {r.get('load_before', '')} |")
             continue
         ratio = ""
-        if base and r["recipe"] == "int4":
+        if base and r["recipe"] == "int4" and base.get("run") == r.get("run"):  # ratios within one run only
             ratio = (f"{r['wall_s'] / base['wall_s']:.2f}×, {r['peak_rss_bytes'] / base['peak_rss_bytes']:.2f}×"
                      if not base.get("error") else f"plain script failed: {base['error']}")
         ceiling = next(iter(r.get("ceiling", {}).values()), "")
@@ -326,8 +326,11 @@ def main(sizes, recipes, context_length, baseline, verify, workdir, quality, rev
         subprocess.run([sys.executable, "-m", "exporter.tools.quality", "--output", str(QUALITY)], check=True)
     machine_text = machine()
 
+    run_id = time.strftime("%Y-%m-%dT%H:%M:%S")
+
     def record(run: dict) -> None:
         """Saved as soon as measured: a long run stopped halfway keeps what it finished."""
+        run["run"] = run_id  # which `make bench` invocation: ratios compare runs of the same one
         click.echo(json.dumps(run))
         save(merge([run]), machine_text)
 
