@@ -19,10 +19,12 @@ from pathlib import Path
 import click
 
 from exporter.tools.bench_coreai import coreai_fields, coreai_section
+from exporter.tools.bench_cross_check import section as cross_check_section
 
 RESULTS = Path("benchmarks.json")
 QUALITY = Path("benchmarks_quality.json")  # written by `python -m exporter.tools.quality`
-KMEANS = Path("benchmarks_kmeans.json")  # written by `python -m exporter.tools.bench_kmeans --json ...`
+KMEANS = Path("benchmarks_kmeans.json")
+CROSS_CHECK = Path("benchmarks_cross_check.json")  # written by `python -m exporter.tools.bench_cross_check`  # written by `python -m exporter.tools.bench_kmeans --json ...`
 REPORT = Path("BENCHMARKS.md")
 STAGE_KINDS = ("trace + convert", "fill weights + quantize", "fill weights", "quantize", "save",
                "activation-range preflight")  # first prefix that matches names the stage's kind
@@ -195,13 +197,7 @@ def write_report(runs: list[dict], machine_text: str) -> None:
             f"| {ratio} | {r['package_bytes'] / 1e6:.1f} | {r['theoretical_bytes'] / 1e6:.1f} | "
             f"{r['weights_to_theory']} | {verify} | {verify_rss} | {ceiling} | {r.get('load_before', '')} |"
         )
-    lines += targets_section(exports, baseline)
-    lines += ["", "Plain script (`exporter/bench_baseline.py`: trace + convert + int4, one stateless function, "
-              f"stopped past {RSS_LIMIT / 1e9:.0f} GB):", "",
-              "| size | wall s | peak RSS GB | result | load |", "|---|---|---|---|---|"]
-    for size, r in sorted(baseline.items(), key=lambda kv: SIZE_ORDER.get(kv[0], 9)):
-        lines.append(f"| {size} | {r['wall_s']} | {r['peak_rss_bytes'] / 1e9:.1f} | {r.get('error', 'ok')} | "
-                     f"{r.get('load_before', '')} |")
+    lines += targets_section(exports, baseline) + baseline_section(baseline)
     lines += ["", "Peak RSS, int4 export vs plain script (each # = 0.5 GB):", "", "```"]
     for r in (r for r in exports if r["recipe"] == "int4"):
         lines.append(f"{r['size']:>5} elm-export   {bar(r['peak_rss_bytes'])}")
@@ -212,8 +208,19 @@ def write_report(runs: list[dict], machine_text: str) -> None:
     for r in (r for r in exports if r.get("stage_s")):
         stages = ", ".join(f"{k} {v}" for k, v in r["stage_s"].items())
         lines.append(f"- {r['size']} {r['recipe']}: {stages}")
-    lines += coreai_section(exports, coreai, SIZE_ORDER) + quality_section() + kmeans_section()
+    lines += coreai_section(exports, coreai, SIZE_ORDER) + cross_check_section(CROSS_CHECK)
+    lines += quality_section() + kmeans_section()
     REPORT.write_text("\n".join(lines) + "\n")
+
+
+def baseline_section(baseline: dict) -> list[str]:
+    lines = ["", "Plain script (`exporter/bench_baseline.py`: trace + convert + int4, one stateless function, "
+             f"stopped past {RSS_LIMIT / 1e9:.0f} GB):", "",
+             "| size | wall s | peak RSS GB | result | load |", "|---|---|---|---|---|"]
+    for size, r in sorted(baseline.items(), key=lambda kv: SIZE_ORDER.get(kv[0], 9)):
+        lines.append(f"| {size} | {r['wall_s']} | {r['peak_rss_bytes'] / 1e9:.1f} | {r.get('error', 'ok')} | "
+                     f"{r.get('load_before', '')} |")
+    return lines
 
 
 def targets_section(exports: list[dict], baseline: dict) -> list[str]:
@@ -324,6 +331,8 @@ def main(sizes, recipes, context_length, baseline, verify, workdir, quality, rev
         return
     if quality:
         subprocess.run([sys.executable, "-m", "exporter.tools.quality", "--output", str(QUALITY)], check=True)
+        subprocess.run([sys.executable, "-m", "exporter.tools.bench_cross_check", "--output", str(CROSS_CHECK)],
+                       check=True)
     machine_text = machine()
 
     run_id = time.strftime("%Y-%m-%dT%H:%M:%S")

@@ -166,3 +166,15 @@ def test_cross_check_agrees_and_catches_a_broken_executor_kernel(both, monkeypat
         monkeypatch.setitem(registry.OPS, kernel, broken)
         assert not cross_check_export(both, steps=4).passed, kernel
         monkeypatch.undo()
+
+
+def test_the_swift_fixture_has_the_fields_elm_export_writes(both):
+    """swift_harness reads a real export.json (Fixtures/manifest_exported_both.json): it must not drift from ours."""
+    from pathlib import Path
+
+    fixture_path = Path(__file__).resolve().parents[2] / "swift_harness/Tests/ELMKitTests/Fixtures/manifest_exported_both.json"
+    fixture, manifest = json.loads(fixture_path.read_text()), read_manifest(both)
+    assert set(fixture) == set(manifest)
+    assert set(fixture["coreai"]) == set(manifest["coreai"])
+    assert set(fixture["coreai"]["chunks"][0]) == set(manifest["coreai"]["chunks"][0])
+    assert set(fixture["chunks"][0]) == set(manifest["chunks"][0])

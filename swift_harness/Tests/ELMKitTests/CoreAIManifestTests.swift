@@ -88,6 +88,19 @@ import Testing
         #expect(m.packagesDescription(for: .coreAI) == "OpenELM-tiny-int4.aimodel (2.1 MB)")
     }
 
+    /// export.json as elm-export wrote it (`elm-export --size tiny --format both`), not written by hand.
+    @Test func readsTheExportersOwnBothFormatsManifest() throws {
+        let m = try manifest("manifest_exported_both.json")
+        #expect(m.formats == [.coreML, .coreAI] && m.primaryFormat == .coreML)
+        let coreAI = m.chunks(for: .coreAI), coreML = m.chunks(for: .coreML)
+        #expect(coreAI.map(\.package) == ["OpenELM-tiny-int4.aimodel"] && m.coreAI?.deploymentTarget == "iOS27")
+        #expect(coreML.map(\.package) == ["OpenELM-tiny-int4.mlpackage"])
+        #expect(coreAI[0].prefill == coreML[0].prefill && coreAI[0].decode == coreML[0].decode)
+        #expect(coreAI[0].states == coreML[0].states && coreAI[0].layers == 0..<6)
+        #expect(coreAI[0].prefill.output("logits")?.shape == [1, 64, 1, 4096])
+        #expect(try #require(coreAI[0].files).map(\.path).sorted() == ["main.hash", "main.mlirb", "metadata.json"])
+    }
+
     @Test func aManifestWithoutFormatsHoldsCoreML() throws {
         let old = try manifest(Self.withoutFormats)
         #expect(old.formats == [.coreML] && old.coreAI == nil && old.chunks(for: .coreAI).isEmpty)
