@@ -20,9 +20,11 @@ test: install test-python test-swift
 test-unit: install
 	$(BIN)/python -m pytest -q -m "not e2e"
 
-# Export the embedded OpenELM with the default recipe, verify it, print where it is and the parity report.
+# Export the embedded OpenELM with the default recipe, verify it, print where it is and the parity report;
+# then Apple's Core AI runtime checks our executor on the same weights (elm-verify --cross-check, ~50 s).
 demo: install
 	$(BIN)/elm-export --size tiny --output out/OpenELM-tiny-int4 --force
+	$(BIN)/elm-verify out/OpenELM-tiny-int4 --cross-check | tail -n 1
 
 # Benchmarks (never part of `make test`): BENCH_ARGS="--sizes 450m --recipes int4" runs one at a time.
 bench: install

@@ -3,13 +3,17 @@
 coreai-opt 0.3.0 compresses every large constant of a program with one configuration; it has no
 per-weight configuration like coremltools' `op_name_configs`. The recipes need one (mixed,
 --quant-map, and never the RoPE tables or other non-weight constants), so each of its passes runs
-once per recipe with its candidate test narrowed to the constants that recipe was assigned.
+once per recipe with its candidate test narrowed to the constants that recipe was assigned (its
+private hooks, scoped to the call: `narrowed_pass`).
 """
 
 from __future__ import annotations
 
+import hashlib
 from contextlib import contextmanager
 from typing import Callable
+
+import numpy as np
 
 from exporter.errors import UsageError
 from quant.recipes import INT_BLOCK_SIZE, Recipe, assign
@@ -47,19 +51,37 @@ def compression_pass(recipe: Recipe, group_size: int, per_channel_scale: bool) -
                                         enable_fast_kmeans_mode=False, in_place=True)), weight_palettization
 
 
+# The function each coreai-opt pass computes a weight's compressed form with (tables and indices, or scales).
+COMPUTE = {"weight_palettization": "_blockwise_compress", "weight_quantization": "_compute_qparams_by_dtype"}
+
+
 @contextmanager
-def only_constants(module, admit: Callable) -> None:
-    """coreai-opt's candidate test narrowed to the constants `admit` accepts, for the block."""
-    original = module._should_compress_op
+def narrowed_pass(module, admit: Callable) -> None:
+    """For the block: coreai-opt's candidate test narrowed to the constants `admit` accepts, and each distinct
+    weight compressed once (prefill and decode hold equal copies of every weight; k-means is the slow part)."""
+    original_test = module._should_compress_op
+    compute_name = COMPUTE[module.__name__.rsplit(".", 1)[-1]]
+    original_compute = getattr(module, compute_name)
+    results = {}
 
     def narrowed(op, threshold, ops):
-        return admit(op) and original(op, threshold, ops)
+        return admit(op) and original_test(op, threshold, ops)
 
-    module._should_compress_op = narrowed
+    def once(weight, *args, **kwargs):
+        array = np.ascontiguousarray(weight)
+        key = (hashlib.sha256(array.view(np.uint8)).hexdigest(), array.dtype.str, array.shape, repr(args),
+               repr(sorted(kwargs.items())))
+        if key not in results:
+            results[key] = original_compute(weight, *args, **kwargs)
+        return results[key]
+
+    module._should_compress_op, original = narrowed, original_test
+    setattr(module, compute_name, once)
     try:
         yield
     finally:
         module._should_compress_op = original
+        setattr(module, compute_name, original_compute)
 
 
 def weight_constants(program, weight_name: Callable) -> dict[str, list]:
@@ -87,6 +109,6 @@ def compress_program(program, weight_name: Callable, recipe: Recipe, quant_map: 
     for current in sorted({r for r in chosen.values() if r.kind != "float"}, key=lambda r: r.name):
         names = {n for n, r in chosen.items() if r == current}
         apply, module = compression_pass(current, group_size, per_channel_scale)
-        with only_constants(module, lambda op: weight_name(op) in names):
+        with narrowed_pass(module, lambda op: weight_name(op) in names):
             apply(program)
     return {name: r.name for name, r in chosen.items()}
