@@ -37,22 +37,31 @@ def size_report(package: Path, package_bytes: int, sizes: dict) -> dict:
     }
 
 
-def chunk_entry(staging: Path, chunk: Chunk, package_name: str, sizes: dict, config: OpenELMConfig,
-                context_length: int) -> dict:
-    """One package of the export: its layers, signature, states, cache layout, bytes and every file's sha256."""
-    package = staging / package_name
-    functions, states = read_signatures(package)
-    package_bytes = folder_bytes(package)
+def described(chunk: Chunk, name: str, functions: dict, states: list, config: OpenELMConfig,
+              context_length: int) -> dict:
+    """What any format's chunk says about itself: its file, layers, role in the chain, signature and cache."""
     kv_heads = tuple(config.num_kv_heads[chunk.start:chunk.stop])
-    files = file_hashes(package)
     return {
-        "package": package_name,
+        "package": name,
         "layers": [chunk.start, chunk.stop],
         "input": INPUT_IDS if chunk.takes_ids else HIDDEN_IN,
         "output": LOGITS if chunk.gives_logits else HIDDEN_OUT,
         "functions": functions,
         "states": states,
         "kv_cache": CacheLayout(kv_heads, context_length, config.head_dim).to_dict(),
+    }
+
+
+def chunk_entry(staging: Path, chunk: Chunk, package_name: str, sizes: dict, config: OpenELMConfig,
+                context_length: int) -> dict:
+    """One package of the export: its layers, signature, states, cache layout, bytes and every file's sha256."""
+    package = staging / package_name
+    # Read first: coremltools rewrites the package's Manifest.json the first time it opens the package.
+    signatures = read_signatures(package)
+    package_bytes = folder_bytes(package)
+    files = file_hashes(package)
+    return {
+        **described(chunk, package_name, *signatures, config, context_length),
         "package_bytes": package_bytes,
         "weights_file": str(WEIGHTS_IN_PACKAGE),
         "weights_sha256": files[WEIGHTS_IN_PACKAGE.as_posix()],
@@ -65,17 +74,9 @@ def coreai_entry(staging: Path, chunk: Chunk, model_name: str, sizes: dict, weig
                  config: OpenELMConfig, context_length: int) -> dict:
     """One .aimodel of a Core AI export: the same fields as a Core ML chunk, and where each weight is in it."""
     model = staging / model_name
-    functions, states = coreai_signatures(model)
     model_bytes = folder_bytes(model)
-    kv_heads = tuple(config.num_kv_heads[chunk.start:chunk.stop])
     return {
-        "package": model_name,
-        "layers": [chunk.start, chunk.stop],
-        "input": INPUT_IDS if chunk.takes_ids else HIDDEN_IN,
-        "output": LOGITS if chunk.gives_logits else HIDDEN_OUT,
-        "functions": functions,
-        "states": states,
-        "kv_cache": CacheLayout(kv_heads, context_length, config.head_dim).to_dict(),
+        **described(chunk, model_name, *coreai_signatures(model), config, context_length),
         "package_bytes": model_bytes,
         "files": file_hashes(model),
         "size": {**sizes, "package_bytes": model_bytes,

@@ -178,3 +178,21 @@ def test_the_swift_fixture_has_the_fields_elm_export_writes(both):
     assert set(fixture["coreai"]) == set(manifest["coreai"])
     assert set(fixture["coreai"]["chunks"][0]) == set(manifest["coreai"]["chunks"][0])
     assert set(fixture["chunks"][0]) == set(manifest["chunks"][0])
+
+
+def test_a_model_too_big_for_the_linux_runtime_is_verified_through_its_twin(both, monkeypatch):
+    monkeypatch.setattr("exporter.verify.check.RUNTIME_FULL_LIMIT", 0)  # as if the embedded model were 3B
+    report = verify_export(both, backend="coreai")
+    assert report.scope.startswith("twin: layers 0 and 5 of 6 at this model's widths (model_dim 192, vocab 4096)")
+    assert report.prompt_tokens == 8 and report.decode_steps == 8 and report.prefill_calls == 1
+    assert report.passed and report.reference.mean_kl < 1e-3
+
+
+def test_max_chunk_bytes_splits_the_core_ai_model_too(tmp_path):
+    result = export(ExportOptions(size="tiny", quant="int4", format="coreai", context_length=CONTEXT,
+                                  prefill_length=PREFILL, max_chunk_bytes=1_000_000, output=tmp_path / "split"))
+    chunks = result.manifest["coreai"]["chunks"]
+    assert len(chunks) >= 2 and result.manifest["coreai"]["package"] is None
+    assert [c["package"] for c in chunks][:2] == [f"OpenELM-tiny-int4-{i}of{len(chunks)}.aimodel" for i in (1, 2)]
+    assert chunks[0]["output"] == "hidden_out" and chunks[-1]["input"] == "hidden_in"
+    assert result.reports["coreai"].passed  # run as a chain in Apple's runtime, hidden states handed on

@@ -21,13 +21,7 @@ import Testing
 
     /// The ManifestError text for `text`, or "no error".
     func message(_ text: String) -> String {
-        do {
-            _ = try ExportManifest(data: Data(text.utf8), source: "export.json")
-            return "no error"
-        } catch {
-            #expect(error is ManifestError, "\(type(of: error)) is not a ManifestError")
-            return "\(error)"
-        }
+        ManifestFixtures.message(text)
     }
 
     /// The fixture with its `coreai` section changed by `edit`.

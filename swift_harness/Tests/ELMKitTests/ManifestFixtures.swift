@@ -1,4 +1,6 @@
 import Foundation
+import Testing
+@testable import ELMKit
 
 /// export.json files trimmed by hand from real exports of the embedded openelm-tiny model (int4):
 /// verification, size and timing fields dropped, everything ELMKit reads kept as written.
@@ -162,6 +164,17 @@ enum ManifestFixtures {
     }
 
     /// `text` as a JSON object, changed by `edit`, written back (key order is not kept; nothing reads it).
+    /// The ManifestError text for export.json `text`, or "no error".
+    static func message(_ text: String) -> String {
+        do {
+            _ = try ExportManifest(data: Data(text.utf8), source: "export.json")
+            return "no error"
+        } catch {
+            #expect(error is ManifestError, "\(type(of: error)) is not a ManifestError")
+            return "\(error)"
+        }
+    }
+
     static func edited(_ text: String, _ edit: (inout [String: Any]) -> Void) -> String {
         var object = try! JSONSerialization.jsonObject(with: Data(text.utf8)) as! [String: Any]
         edit(&object)

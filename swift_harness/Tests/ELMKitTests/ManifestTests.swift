@@ -29,13 +29,7 @@ import Testing
         """
 
     func message(_ text: String) -> String {
-        do {
-            _ = try ExportManifest(data: Data(text.utf8), source: "export.json")
-            return "no error"
-        } catch {
-            #expect(error is ManifestError, "\(type(of: error)) is not a ManifestError")
-            return "\(error)"
-        }
+        ManifestFixtures.message(text)
     }
 
     func edited(_ old: String, _ new: String) -> String {
