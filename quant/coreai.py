@@ -75,12 +75,12 @@ def narrowed_pass(module, admit: Callable) -> None:
             results[key] = original_compute(weight, *args, **kwargs)
         return results[key]
 
-    module._should_compress_op, original = narrowed, original_test
+    module._should_compress_op = narrowed
     setattr(module, compute_name, once)
     try:
         yield
     finally:
-        module._should_compress_op = original
+        module._should_compress_op = original_test
         setattr(module, compute_name, original_compute)
 
 

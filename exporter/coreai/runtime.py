@@ -57,7 +57,6 @@ class CoreAIModel:
             raise ExportError(f"{self.path}: no function {', '.join(missing)} (it has "
                               f"{', '.join(self.model.function_names)}); was it written by elm-export?")
         self.functions = {name: self.model.load_function(name) for name in FUNCTIONS}
-        self.state_shapes = {}
 
     def close(self) -> None:
         if not self.loop.is_closed():
