@@ -26,6 +26,9 @@ from quant.recipes import COMPUTE_TARGETS, DEFAULT_COMPUTE_TARGET, DEFAULT_GROUP
 def _quiet_libraries() -> None:
     """coremltools and torch print version and Linux-runtime warnings on import; they are noise here."""
     warnings.filterwarnings("ignore")
+    import torch  # noqa: F401 - first: importing torch resets the level of its loggers
+
+    # torchao (coreai-opt's dependency, which coremltools imports too) logs a torch deprecation warning.
     for name in ("coremltools", "root", "huggingface_hub", "torch", "coreai_torch", "coreai_opt", "torchao"):
         logging.getLogger(name).setLevel(logging.ERROR)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

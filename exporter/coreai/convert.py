@@ -7,6 +7,8 @@ two entrypoints of one program that share the KV-cache states and every weight.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 import warnings
 
@@ -97,6 +99,7 @@ def convert_functions(model: OpenELM, context_length: int, prefill_length: int, 
         converter.add_exported_program(program, input_names=[first, POSITION], output_names=[output],
                                        state_names=list(STATE_NAMES), entrypoint_name=function)
         del program, module
-    with warnings.catch_warnings():
+    # coreai-torch draws a progress line on stdout; elm-export reports its own steps.
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         return ConvertedProgram(converter.to_coreai(), locations)

@@ -8,6 +8,7 @@ model owns an event loop and runs one call at a time on it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import os
 import sys
@@ -34,6 +35,20 @@ def require_coreai(module: str = "coreai"):
                           f"({str(e).splitlines()[0]}); {COREAI_FIX}") from None
 
 
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """File descriptor 2 pointed at /dev/null for the block (native code writes there, not to sys.stderr)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class CoreAIModel:
     """One `.aimodel` loaded in Apple's runtime, its functions and states; use as a context manager."""
 
@@ -56,7 +71,8 @@ class CoreAIModel:
             self.close()
             raise ExportError(f"{self.path}: no function {', '.join(missing)} (it has "
                               f"{', '.join(self.model.function_names)}); was it written by elm-export?")
-        self.functions = {name: self.model.load_function(name) for name in FUNCTIONS}
+        with native_stderr_silenced():  # the runtime logs "Loading function ..." to the process's stderr
+            self.functions = {name: self.model.load_function(name) for name in FUNCTIONS}
 
     def close(self) -> None:
         if not self.loop.is_closed():

@@ -35,7 +35,7 @@ public final class CoreAILanguageModel: LanguageModel {
                             computeUnits: ComputeUnits = .cpuAndNeuralEngine) async throws -> CoreAILanguageModel {
         guard manifest.coreAI != nil else {
             let held = manifest.formats.map(\.rawValue).joined(separator: ", ")
-            throw ManifestError(source: folder.path, reason: "export.json lists no Core AI model (formats: \(held)); export the model again with coreai")
+            throw ManifestError(source: folder.path, reason: "export.json lists no Core AI model (formats: \(held)); export the model again with elm-export --format coreai (or both)")
         }
         let missing = manifest.missingPackages(in: folder, format: .coreAI)
         guard missing.isEmpty else {
