@@ -13,8 +13,7 @@ WIDE = {"group_size": 64}  # coreai-opt's k-means costs ~37 ms per palette group
 RECIPES = {  # id: (recipe, other options)
     **{name: (name, {}) for name in ("none", "int8", "int4", "lut4")},
     **{name: (name, WIDE) for name in ("lut2", "lut6", "lut8", "mixed")},
-    "int4+map": ("int4", {"quant_map": MAP}),
-    "int4+calibrate": ("int4", {"calibrate": "builtin"}),
+    "int4+map": ("int4", {"quant_map": MAP}),  # (--calibrate passed too, run by hand: kept out of CI for time)
     "lut4+per-channel-scale": ("lut4", {"per_channel_scale": True, "compute_target": "gpu", **WIDE}),
 }
 
