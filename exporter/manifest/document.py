@@ -24,15 +24,16 @@ def read_manifest(folder: Path) -> dict:
                                 "re-export the model")
     if manifest.get("format") != MANIFEST_FORMAT:
         raise ExportError(f"{path}: not an {MANIFEST_FORMAT} manifest; re-export with this version of elm-export")
+    coreml_chunks = manifest.get("chunks")
     coreai = manifest.get("coreai")
-    for field, chunks in (("chunks", manifest.get("chunks")), ("coreai.chunks", isinstance(coreai, dict) and
-                                                                coreai.get("chunks"))):
-        if chunks is None or chunks is False or (chunks == [] and field == "chunks" and coreai):
+    coreai_chunks = coreai.get("chunks") if isinstance(coreai, dict) else None
+    for field, chunks in (("chunks", coreml_chunks), ("coreai.chunks", coreai_chunks)):
+        if chunks in (None, []):
             continue  # a format the folder does not hold
-        if not isinstance(chunks, list) or not chunks or not all(isinstance(c, dict) for c in chunks):
+        if not isinstance(chunks, list) or not all(isinstance(c, dict) for c in chunks):
             raise ExportError(f"{path}: {field!r} does not list the packages; re-export with this version of "
                               "elm-export")
-    if not manifest.get("chunks") and not (isinstance(coreai, dict) and coreai.get("chunks")):
+    if not coreml_chunks and not coreai_chunks:
         raise ExportError(f"{path}: 'chunks' does not list the packages; re-export with this version of elm-export")
     return manifest
 

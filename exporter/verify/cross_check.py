@@ -23,11 +23,10 @@ from exporter.verify.compare import compare
 from exporter.verify.drive import coreai_run, run_chunk_by_chunk
 from exporter.verify.reference import dequantized_reference, reference_run, source_model
 from exporter.verify.report import GRAPH_THRESHOLDS, Comparison
+from exporter.verify.twin import RUNTIME_FULL_LIMIT  # the whole model runs in Apple's (slow) Linux runtime
 from quant.coreml import Compression
 from quant.recipes import get_recipe
 
-# Apple's CPU runtime on Linux is a reference, not a fast backend (README: Core AI): the whole model runs in it.
-CROSS_CHECK_LIMIT = 50_000_000  # parameters
 
 
 @dataclass
@@ -75,9 +74,9 @@ def cross_check_export(folder: Path, model_dir: Path | None = None, prompt: str 
     ids = prompt_tokens(folder, manifest, prompt, tokens)
     model = source_model(manifest, model_dir)
     parameters = sum(p.numel() for p in model.parameters())
-    if parameters > CROSS_CHECK_LIMIT:
+    if parameters > RUNTIME_FULL_LIMIT:
         raise ExportError(f"--cross-check runs the whole model in Apple's Core AI runtime, a slow CPU reference on "
-                          f"Linux: practical up to {CROSS_CHECK_LIMIT / 1e6:g}M parameters, this model has "
+                          f"Linux: practical up to {RUNTIME_FULL_LIMIT / 1e6:g}M parameters, this model has "
                           f"{parameters / 1e6:.0f}M; cross-check the embedded model or a small --random-weights one")
     weights = dequantized_reference(packages, model)
     steps = min(steps, manifest["context_length"] - len(ids))
