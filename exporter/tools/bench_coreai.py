@@ -41,8 +41,10 @@ def coreai_section(coreml: list[dict], coreai: list[dict], order: dict) -> list[
                              f"failed: {r['error']} | | | | | {r.get('load_before', '')} |")
                 continue
             ratio = r.get("package_to_theory", r.get("weights_to_theory"))
-            verify = r.get("verify_s", "-") if not r.get("verify_error") else f"failed: {r['verify_error']}"
-            if r.get("verify_exit_code") == 1:
+            verify = r.get("verify_s", "-")
+            if r.get("verify_error"):
+                verify = f"failed: {r['verify_error']}"
+            elif r.get("verify_exit_code") == 1:
                 verify = f"{verify} (FAIL)"
             rss = f"{r['verify_peak_rss_bytes'] / 1e9:.1f}" if r.get("verify_peak_rss_bytes") else "-"
             lines.append(f"| {r['size']} | {label} | {r.get('chunks', 1)} | {r['wall_s']} | "
