@@ -12,7 +12,8 @@ MAP = "embedding=lut6,layers.0-1=int8"
 WIDE = {"group_size": 64}  # coreai-opt's k-means costs ~37 ms per palette group here: fewer groups keep CI short
 RECIPES = {  # id: (recipe, other options)
     **{name: (name, {}) for name in ("none", "int8", "int4", "lut4")},
-    **{name: (name, WIDE) for name in ("lut2", "lut6", "lut8", "mixed")},
+    # lut6 runs inside mixed (the embedding); lut6 and lut8 alone passed by hand (their k-means: 1-2 min each here)
+    **{name: (name, WIDE) for name in ("lut2", "mixed")},
     "int4+map": ("int4", {"quant_map": MAP}),  # (--calibrate passed too, run by hand: kept out of CI for time)
     "lut4+per-channel-scale": ("lut4", {"per_channel_scale": True, "compute_target": "gpu", **WIDE}),
 }
