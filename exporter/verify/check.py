@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from exporter.checkpoint.text import sample_ids
@@ -10,12 +9,17 @@ from exporter.checkpoint.tokenizer import check_tokenizer
 from exporter.coreai.package import MODEL_SUFFIX
 from exporter.coreml.package import PACKAGE_SUFFIX
 from exporter.errors import ExportError, UsageError
-from exporter.manifest.check import check_integrity, check_manifest, formats_of
+from exporter.manifest.check import check_integrity, check_manifest, chunks_of, formats_of
 from exporter.manifest.document import MANIFEST_NAME, inside, read_manifest
-from exporter.model.load import whole_model
-from exporter.model.streamed import is_streamed, streamed_model
+from exporter.model.streamed import is_streamed
 from exporter.verify.parity import verify
-from exporter.verify.reference import CoreAITensors, dequantized_reference, source_model, source_tensors
+from exporter.verify.reference import (
+    coreai_dequantized_reference,
+    dequantized_reference,
+    parameter_count,
+    source_model,
+    source_tensors,
+)
 from exporter.verify.report import ParityReport
 from exporter.verify.twin import RUNTIME_FULL_LIMIT, verify_twin
 
@@ -46,9 +50,8 @@ def export_folder(path: Path) -> Path:
         raise ExportError(f"{package}: {kind}, but {folder} has no {MANIFEST_NAME}; {WHAT_TO_PASS} "
                           "(keep the package in the folder elm-export wrote)")
     manifest = read_manifest(folder)
-    chunks = manifest.get("chunks") or []
-    chunks = chunks + ((manifest.get("coreai") or {}).get("chunks") or [])
-    listed = [inside(folder, chunk.get("package") or "") for chunk in chunks]
+    listed = [inside(folder, chunk.get("package") or "")
+              for backend in formats_of(manifest) for chunk in chunks_of(manifest, backend)[0]]
     if package not in listed:
         raise ExportError(f"{package}: not one of the packages {folder / MANIFEST_NAME} lists "
                           f"({', '.join(p.name for p in listed)}); {WHAT_TO_PASS}")
@@ -89,7 +92,7 @@ def verify_export(folder: Path, model_dir: Path | None = None, prompt: str | Non
     packages = check_integrity(folder, manifest, backend)
     check_manifest(folder, manifest)
     ids = prompt_tokens(folder, manifest, prompt, tokens)
-    if backend == "coreai" and parameter_count(manifest, model_dir) > RUNTIME_FULL_LIMIT:
+    if backend == "coreai" and parameter_count(source_tensors(manifest, model_dir)[1]) > RUNTIME_FULL_LIMIT:
         report = verify_twin(manifest, model_dir, ids, steps)  # Apple's Linux runtime: too slow for all of it
         return with_sample(report, folder, ids)
     model = source_model(manifest, model_dir)
@@ -97,8 +100,7 @@ def verify_export(folder: Path, model_dir: Path | None = None, prompt: str | Non
     def dequantized():
         # Built after the package has run, streamed like the reference when that one is (too big to hold twice).
         if backend == "coreai":
-            tensors = CoreAITensors(packages, manifest["coreai"]["chunks"], model.state_dict(), model.config)
-            return streamed_model(model.config, tensors) if is_streamed(model) else whole_model(model.config, tensors)
+            return coreai_dequantized_reference(packages, manifest["coreai"]["chunks"], model, is_streamed(model))
         return dequantized_reference(packages, model, stream=is_streamed(model))
 
     compressed = manifest.get("quantization", {}).get("recipe", "none") != "none"
@@ -116,7 +118,3 @@ def with_sample(report: ParityReport, folder: Path, ids: list[int]) -> ParityRep
                          "continuation": tokenizer.decode(report.continuation)}
     return report
 
-
-def parameter_count(manifest: dict, model_dir: Path | None) -> int:
-    _, tensors = source_tensors(manifest, model_dir)
-    return sum(math.prod(shape) for shape in tensors.expected.values())

@@ -21,12 +21,17 @@ from exporter.manifest.document import read_manifest
 from exporter.progress import Progress
 from exporter.verify.compare import compare
 from exporter.verify.drive import coreai_run, run_chunk_by_chunk
-from exporter.verify.reference import dequantized_reference, reference_run, source_model
+from exporter.verify.reference import (
+    dequantized_reference,
+    parameter_count,
+    reference_run,
+    source_model,
+    source_tensors,
+)
 from exporter.verify.report import GRAPH_THRESHOLDS, Comparison
 from exporter.verify.twin import RUNTIME_FULL_LIMIT  # the whole model runs in Apple's (slow) Linux runtime
 from quant.coreml import Compression
 from quant.recipes import get_recipe
-
 
 
 @dataclass
@@ -73,7 +78,7 @@ def cross_check_export(folder: Path, model_dir: Path | None = None, prompt: str 
     check_manifest(folder, manifest)
     ids = prompt_tokens(folder, manifest, prompt, tokens)
     model = source_model(manifest, model_dir)
-    parameters = sum(p.numel() for p in model.parameters())
+    parameters = parameter_count(source_tensors(manifest, model_dir)[1])
     if parameters > RUNTIME_FULL_LIMIT:
         raise ExportError(f"--cross-check runs the whole model in Apple's Core AI runtime, a slow CPU reference on "
                           f"Linux: practical up to {RUNTIME_FULL_LIMIT / 1e6:g}M parameters, this model has "

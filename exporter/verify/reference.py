@@ -139,10 +139,16 @@ def dequantized_reference(packages, model: OpenELM, function: str = "decode", st
     (verification of models too big to hold twice).
     """
     state = {name: tensor for name, tensor in model.state_dict().items()}
-    tensors = PackageTensors(packages, state, model.config, function)
-    if stream:
-        return streamed_model(model.config, tensors)
-    return whole_model(model.config, tensors)
+    return reference_of(PackageTensors(packages, state, model.config, function), model.config, stream)
+
+
+def coreai_dequantized_reference(paths: list, chunks: list[dict], model: OpenELM, stream: bool = False) -> OpenELM:
+    """dequantized_reference for a Core AI export: its .aimodels' own weights (CoreAITensors)."""
+    return reference_of(CoreAITensors(paths, chunks, model.state_dict(), model.config), model.config, stream)
+
+
+def reference_of(tensors, config: OpenELMConfig, stream: bool) -> OpenELM:
+    return streamed_model(config, tensors) if stream else whole_model(config, tensors)
 
 
 def source_tensors(manifest: dict, model_dir: Path | None):
@@ -161,7 +167,11 @@ def source_model(manifest: dict, model_dir: Path | None) -> OpenELM:
 
 
 def held_bytes(tensors) -> int:
-    return 4 * sum(math.prod(shape) for shape in tensors.expected.values())
+    return 4 * parameter_count(tensors)
+
+
+def parameter_count(tensors) -> int:
+    return sum(math.prod(shape) for shape in tensors.expected.values())
 
 
 @torch.no_grad()

@@ -23,7 +23,7 @@ from exporter.model.config import OpenELMConfig
 from exporter.model.load import whole_model
 from exporter.progress import Progress
 from exporter.verify.parity import verify
-from exporter.verify.reference import CoreAITensors, source_tensors
+from exporter.verify.reference import coreai_dequantized_reference, source_tensors
 from exporter.verify.report import ParityReport
 from quant.coreml import Compression
 from quant.recipes import DEFAULT_GROUP_SIZE, get_recipe
@@ -122,7 +122,7 @@ def verify_twin(manifest: dict, model_dir: Path | None, prompt: list[int], steps
         paths = [Path(scratch) / entry["package"] for entry in entries]
 
         def dequantized():
-            return whole_model(twin, CoreAITensors(paths, entries, model.state_dict(), twin))
+            return coreai_dequantized_reference(paths, entries, model)
 
         # Judged on the graph alone, by KL: a two-layer model's logits have near-ties that float16 rounding flips.
         report = verify(paths, twin_manifest, model, prompt[:TWIN_PROMPT], min(steps, TWIN_STEPS),
