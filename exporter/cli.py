@@ -20,7 +20,8 @@ import click  # noqa: E402
 from exporter.checkpoint.tokenizer import DEFAULT_TOKENIZER
 from exporter.errors import ExportError
 from exporter.model.presets import SIZE_CHOICES
-from quant.recipes import COMPUTE_TARGETS, DEFAULT_COMPUTE_TARGET, DEFAULT_GROUP_SIZE, DEFAULT_RECIPE, RECIPES
+from exporter.graph.signature import DEFAULT_TARGET, TARGETS
+from quant.recipes import COMPUTE_TARGETS, DEFAULT_GROUP_SIZE, RECIPES, TARGET_RECIPES
 
 
 def _quiet_libraries() -> None:
@@ -82,7 +83,12 @@ RECIPE_HELP = (
 @click.option("--tokenizer", default=DEFAULT_TOKENIZER, show_default=True,
               help="Hub id or local folder with tokenizer.json (OpenELM uses LLaMA-2's, which is gated).")
 @click.option("--no-tokenizer", is_flag=True, help="Export without tokenizer files.")
-@click.option("--quant", default=DEFAULT_RECIPE, show_default=True, metavar="RECIPE", help=RECIPE_HELP)
+@click.option("--target", type=click.Choice(TARGETS), default=DEFAULT_TARGET, show_default=True,
+              help="ane: the graph built to Apple's Neural Engine rules (BC1S, 1x1 convs, per-head attention, RoPE and "
+                   "mask as inputs, the embedding its own function, prefill without logits); gpu: the plain layout "
+                   "(token ids in, logits from prefill too), which suits the GPU and int4 per-block.")
+@click.option("--quant", default=None, metavar="RECIPE",
+              help=RECIPE_HELP + f" [default: {TARGET_RECIPES['ane']} for --target ane, {TARGET_RECIPES['gpu']} for gpu]")
 @click.option("--quant-map", metavar="KEY=RECIPE,...",
               help="Per-weight recipes over --quant, later entries win. Keys: embedding, attention, ffn, "
                    "layers.N[-M][.attention|.ffn], or a glob over weight names. E.g. embedding=lut8,layers.0-1=int8.")
@@ -92,10 +98,10 @@ RECIPE_HELP = (
               help="Palettized recipes: a float16 scale per input channel (coremltools' layout: each weight "
                    "column is divided by its largest |w| before clustering). Not with --calibrate; only with "
                    "--compute-target gpu (it fails Neural Engine loading on macOS 26, coremltools PR 2688).")
-@click.option("--compute-target", type=click.Choice(COMPUTE_TARGETS), default=DEFAULT_COMPUTE_TARGET,
-              show_default=True,
+@click.option("--compute-target", type=click.Choice(COMPUTE_TARGETS), default=None,
               help="Where the app runs the package: neural-engine (Core ML compute units all or cpuAndNeuralEngine) "
-                   "or gpu (cpuAndGPU or cpuOnly). Options that fail there are refused; recorded in export.json.")
+                   "or gpu (cpuAndGPU or cpuOnly). Options that fail there are refused; recorded in export.json. "
+                   "[default: neural-engine for --target ane, gpu for --target gpu]")
 @click.option("--calibrate", is_flag=False, flag_value="builtin", default=None, metavar="[FILE]",
               help="Data-aware compression (GPTQ for int8/int4, sensitivity-aware k-means for lutN) calibrated "
                    "on FILE's text, or on the built-in held-out text when no FILE is given.")
@@ -118,7 +124,7 @@ RECIPE_HELP = (
               help="Export even when the activation-range preflight sees values beyond float16's range.")
 @click.option("--quiet", is_flag=True, help="Print only the result.")
 @click.option("--debug", is_flag=True, help="Show tracebacks and library warnings.")
-def export_command(size, instruct, model_dir, revision, tokenizer, no_tokenizer, quant, quant_map, group_size,
+def export_command(size, instruct, model_dir, revision, tokenizer, no_tokenizer, target, quant, quant_map, group_size,
                    per_channel_scale, compute_target, calibrate, context_length,
                    prefill_length, max_chunk_bytes, export_format, output, force, no_verify, random_weights, allow_overflow, quiet, debug):
     """Export an OpenELM model to a stateful Core ML package for the Neural Engine."""
@@ -131,7 +137,7 @@ def export_command(size, instruct, model_dir, revision, tokenizer, no_tokenizer,
         tokenizer=None if no_tokenizer else tokenizer, quant=quant, quant_map=quant_map, group_size=group_size,
         per_channel_scale=per_channel_scale, compute_target=compute_target, calibrate=calibrate,
         context_length=context_length, prefill_length=prefill_length, max_chunk_bytes=parse_bytes(max_chunk_bytes),
-        format=export_format,
+        format=export_format, target=target,
         output=output, force=force, verify=not no_verify,
         allow_overflow=allow_overflow, random_weights=random_weights,
     )

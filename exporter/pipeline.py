@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from exporter.checkpoint.sources import EMBEDDED_DIR, EMBEDDED_SIZE, Source
@@ -14,7 +14,9 @@ from exporter.coreml.functions import convert_functions
 from exporter.coreml.package import package_name, save_functions
 from exporter.errors import ExportError, UsageError
 from exporter.graph.chunks import DEFAULT_MAX_CHUNK_BYTES, plan_chunks
-from exporter.graph.signature import DEFAULT_FUNCTION, DEFAULT_PREFILL_LENGTH
+from exporter.graph.functions import GraphSettings
+from exporter.graph.norm_forms import choose_norm_forms, forms_of
+from exporter.graph.signature import ANE, DEFAULT_FUNCTION, DEFAULT_PREFILL_LENGTH, DEFAULT_TARGET, TARGETS
 from exporter.graph.weights import WeightPlan
 from exporter.manifest.build import build_manifest
 from exporter.manifest.ceiling import decode_ceiling
@@ -29,7 +31,7 @@ from exporter.output import atomic_output, refuse_existing
 from exporter.progress import Progress
 from quant.calibrate import calibrate, calibration_plan, calibration_tokens, tokens_needed
 from quant.coreml import Compression
-from quant.recipes import DEFAULT_COMPUTE_TARGET, DEFAULT_GROUP_SIZE, get_recipe
+from quant.recipes import DEFAULT_GROUP_SIZE, GPU as GPU_COMPUTE, NEURAL_ENGINE, TARGET_RECIPES, get_recipe
 
 FORMATS = {"coreml": ["coreml"], "coreai": ["coreai"], "both": ["coreml", "coreai"]}
 PREFLIGHT_TOKENS = 256  # enough text to see each layer's typical peaks, cheap even for 3B
@@ -42,11 +44,11 @@ class ExportOptions:
     model_dir: Path | None = None
     revision: str | None = None
     tokenizer: str | None = DEFAULT_TOKENIZER  # None: export without tokenizer files
-    quant: str = "int4"
+    quant: str | None = None  # None: the target's default (TARGET_RECIPES)
     quant_map: str | None = None  # per-weight overrides, e.g. "embedding=lut6,layers.0-3=int8"
     group_size: int = DEFAULT_GROUP_SIZE  # palettization: output channels per look-up table
     per_channel_scale: bool = False  # palettization: a float16 scale per input channel (weight column)
-    compute_target: str = DEFAULT_COMPUTE_TARGET  # where the app runs it: "neural-engine" or "gpu" (GPU/CPU only)
+    compute_target: str | None = None  # where the app runs it: "neural-engine" or "gpu"; None: as --target
     context_length: int | None = None  # None: the model's own maximum
     prefill_length: int = DEFAULT_PREFILL_LENGTH
     output: Path | None = None
@@ -57,6 +59,7 @@ class ExportOptions:
     calibrate: str | None = None  # calibration text file, or "builtin" for the built-in held-out text
     max_chunk_bytes: int | None = DEFAULT_MAX_CHUNK_BYTES  # split into packages of at most this; None: one
     format: str = "coreml"  # coreml (iOS 18+), coreai (iOS 27+) or both, in one folder under one export.json
+    target: str = DEFAULT_TARGET  # ane: the graph laid out to the Neural Engine rules (exporter.graph.ane); gpu
 
 
 @dataclass
@@ -82,12 +85,17 @@ class Plan:
     tokenizer_dir: Path | None = None
     calibration_text: list[int] | None = None
     calibration: dict | None = None  # export.json's record of a calibrated compression
+    norms: dict | None = None  # ane: each RMSNorm's form, chosen from the preflight (exporter.graph.norm_forms)
     packages: list = field(default_factory=list)  # (chunk, package name, theoretical sizes)
     coreai_models: list = field(default_factory=list)  # (chunk, .aimodel name, theoretical sizes, weights)
 
     @property
     def formats(self) -> list[str]:
         return FORMATS[self.options.format]
+
+    @property
+    def graph(self) -> GraphSettings:
+        return GraphSettings(self.options.target, self.context_length, forms_of(self.norms))
 
 
 def check_lengths(context_length: int, prefill_length: int, model_max: int) -> None:
@@ -121,8 +129,21 @@ def default_name(options: ExportOptions, source: Source) -> str:
     return f"{base}-{options.quant}"
 
 
+def with_target_defaults(options: ExportOptions, progress: Progress) -> ExportOptions:
+    """The recipe and compute target --target implies where they were not given."""
+    if options.target not in TARGETS:
+        raise UsageError(f"--target {options.target!r} is not one of {', '.join(TARGETS)}")
+    quant = options.quant or TARGET_RECIPES[options.target]
+    compute_target = options.compute_target or (NEURAL_ENGINE if options.target == ANE else GPU_COMPUTE)
+    if options.target == ANE and get_recipe(quant).kind == "linear" and quant != "int8":
+        progress.say(f"note: --quant {quant} is per-block integer quantization, a GPU feature that may not run on "
+                     f"the Neural Engine; --quant {TARGET_RECIPES[ANE]} (the --target ane default) or lut4..lut8 will")
+    return replace(options, quant=quant, compute_target=compute_target)
+
+
 def plan_export(options: ExportOptions, progress: Progress) -> Plan:
     """Resolve the source, the names and the lengths, and check every option, before anything slow."""
+    options = with_target_defaults(options, progress)
     compression = Compression(get_recipe(options.quant), options.quant_map, options.group_size,
                               options.per_channel_scale, options.compute_target)
     compression.check_compute_target()  # before a download: it needs no model
@@ -182,6 +203,8 @@ def export(options: ExportOptions, progress: Progress | None = None) -> ExportRe
     with progress.step("open checkpoint"):
         _, tensors = open_source(plan.source, plan.config)
     model, weight_plan, ranges = reference_model(plan, tensors, progress)
+    if options.target == ANE:
+        plan.norms = choose_norm_forms(ranges, plan.config)
     with atomic_output(plan.target, options.force) as staging:
         if "coreml" in plan.formats:
             write_packages(plan, model, weight_plan, tensors, staging, progress)
@@ -234,7 +257,7 @@ def write_packages(plan: Plan, model, weight_plan: WeightPlan | None, tensors: T
     chunks = plan_chunks(plan.config, plan.compression, plan.options.max_chunk_bytes)
     for index, chunk in enumerate(chunks):
         label = "" if len(chunks) == 1 else f" [chunk {index + 1}/{len(chunks)}: layers {chunk.start}-{chunk.stop - 1}]"
-        programs, sizes = convert_functions(model, weight_plan, tensors, plan.context_length,
+        programs, sizes = convert_functions(model, weight_plan, tensors, plan.graph,
                                             plan.options.prefill_length, plan.compression, progress, chunk, label)
         name = package_name(plan.name, len(chunks), index)
         with progress.step(f"save multifunction package{label}"):
@@ -250,7 +273,7 @@ def write_coreai_models(plan: Plan, model, tensors: TensorSource, staging: Path,
     from exporter.coreai.write import write_models
 
     chunks = plan_chunks(plan.config, plan.compression, plan.options.max_chunk_bytes)
-    plan.coreai_models = write_models(model, tensors, chunks, plan.context_length, plan.options.prefill_length,
+    plan.coreai_models = write_models(model, tensors, chunks, plan.graph, plan.options.prefill_length,
                                       plan.compression, plan.name, staging, progress)
 
 
@@ -277,6 +300,12 @@ def copy_tokenizer(plan: Plan, staging: Path) -> None:
                 shutil.copyfile(plan.tokenizer_dir / file, staging / file)
 
 
+def graph_section(target: str, norms: dict | None) -> dict:
+    from exporter.graph.contract import contract
+
+    return {"target": target, **contract(target), "norms": norms}
+
+
 def manifest_of(plan: Plan, staging: Path, ranges) -> dict:
     tokenizer = None if plan.tokenizer_dir is None else {
         "source": str(plan.tokenizer_spec),
@@ -289,6 +318,7 @@ def manifest_of(plan: Plan, staging: Path, ranges) -> dict:
     if plan.calibration is not None:
         manifest["quantization"]["calibration"] = plan.calibration
     manifest["activation_range"] = ranges.to_dict()
+    manifest["graph"] = graph_section(plan.options.target, plan.norms)
     chunks = manifest["chunks"] or manifest["coreai"]["chunks"]
     weight_bytes = manifest["size"]["weight_file_bytes"] if manifest["size"] else manifest["coreai"]["package_bytes"]
     manifest["ceiling"] = decode_ceiling(weight_bytes, [state["shape"] for c in chunks for state in c["states"]])

@@ -172,7 +172,11 @@ class Compression:
         import coremltools.optimize.coreml as cto
         from coremltools.optimize.coreml._quantization_passes import palettize_weights
 
-        linear, lut = self.configs(programs[0])
+        linear, lut = {}, {}
+        for program in programs:  # the ane target's embed functions hold only the table
+            more_linear, more_lut = self.configs(program)
+            linear.update(more_linear)
+            lut.update(more_lut)
         if names is not None:
             linear = {n: c for n, c in linear.items() if n in names}
             lut = {n: c for n, c in lut.items() if n in names}

@@ -9,10 +9,11 @@ def mil_program(model_or_program):
 
 
 def weight_matrix_vars(function):
-    """The weight matrices of a function: the `weight` of every `linear`, and the table of every `gather`
-    that looks up the embedding (a first chunk of a split model uses the table only that way)."""
+    """The weight matrices of a function: the `weight` of every `linear` (gpu target) or 1x1 `conv` (ane), and
+    the table of every `gather` that looks up the embedding (the ane target's embed functions, and a first
+    chunk of a split model, use the table only that way)."""
     for op in function.operations:
-        if op.op_type == "linear":
+        if op.op_type in ("linear", "conv"):
             yield op.weight
         elif op.op_type == "gather" and op.x.op is not None and op.x.op.name.startswith("vocab_pieces"):
             yield op.x  # not the rotary tables, which are gathered by position

@@ -61,7 +61,10 @@ RECIPES = {
         Recipe("mixed", "mixed", 4, "Neural Engine", "embedding/output projection lut6, attention and FFN lut4"),
     )
 }
-DEFAULT_RECIPE = "int4"
+DEFAULT_RECIPE = "int4"  # what Compression and the tools assume when no recipe is named
+# elm-export's default per --target: the Neural Engine's best palettized recipe in BENCHMARKS.md's quality table
+# (mixed: KL 3.3e-3 at 2.22 bits per weight on 450M, against int4's 7.0e-3 at 2.16), and int4 per-block for the GPU.
+TARGET_RECIPES = {"ane": "mixed", "gpu": "int4"}
 MIXED_DEFAULT_MAP = "embedding=lut6,attention=lut4,ffn=lut4"
 ROLE_PATTERNS = {
     "embedding": "vocab_pieces_*",

@@ -17,7 +17,7 @@ def weight_matrix_shapes(mlmodel) -> dict[str, tuple[int, int]]:
         for var in weight_matrix_vars(function):
             source = var.op
             if source is not None and (source.op_type == "const" or source.op_type.startswith("constexpr_")):
-                shapes[source.name] = tuple(int(d) for d in var.shape)
+                shapes[source.name] = tuple(int(d) for d in var.shape[:2])  # a 1x1 conv weight: [out, in, 1, 1]
     return shapes
 
 

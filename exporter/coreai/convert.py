@@ -16,24 +16,23 @@ import torch
 
 from exporter.coreai.runtime import require_coreai
 from exporter.graph.chunks import Chunk
-from exporter.graph.signature import FUNCTIONS, HIDDEN_IN, HIDDEN_OUT, INPUT_IDS, LOGITS, POSITION, STATE_NAMES
-from exporter.graph.stateful import StatefulOpenELM
+from exporter.graph.functions import (
+    GraphSettings,
+    build_module,
+    example_inputs,
+    graph_functions,
+    input_specs,
+    output_name,
+    state_shapes,
+)
+from exporter.graph.signature import FUNCTIONS, STATE_NAMES
 from exporter.model.openelm import OpenELM
 
 # Ops that only re-view a parameter: a weight constant's torch node leads back to its parameter through them.
 _VIEW_OPS = {"permute", "t", "transpose", "view", "reshape", "_to_copy", "alias", "expand", "unsqueeze", "clone"}
 
 
-def example_inputs(module: StatefulOpenELM) -> tuple[torch.Tensor, torch.Tensor]:
-    tokens = module.tokens_per_call
-    if module.chunk.takes_ids:
-        first = torch.zeros((1, tokens), dtype=torch.int32)
-    else:  # float16 between chunks: what the Neural Engine computes in anyway
-        first = torch.zeros((1, tokens, module.config.model_dim), dtype=torch.float16)
-    return first, torch.zeros((1,), dtype=torch.int32)
-
-
-def export_function(module: StatefulOpenELM):
+def export_function(module: torch.nn.Module):
     """torch.export of one call shape, decomposed to the ops coreai-torch converts."""
     coreai_torch = require_coreai("coreai_torch")
     with torch.no_grad(), warnings.catch_warnings():
@@ -81,23 +80,25 @@ class ConvertedProgram:
         return None if key is None else self.locations.get(key)
 
 
-def convert_functions(model: OpenELM, context_length: int, prefill_length: int, chunk: Chunk | None = None,
-                      functions: tuple[str, ...] = FUNCTIONS) -> ConvertedProgram:
-    """prefill (prefill_length tokens) and decode (one token) of `model` (or its `chunk`) as one program
-    (`functions`: a subset, to measure what each entrypoint costs)."""
+def convert_functions(model: OpenELM, settings: GraphSettings, prefill_length: int, chunk: Chunk | None = None,
+                      functions: tuple[str, ...] | None = None) -> ConvertedProgram:
+    """The chunk's functions (exporter.graph.functions: prefill and decode; the ane target's embed functions in
+    the first chunk) of `model` (or its `chunk`) as the entrypoints of one program (`functions`: a subset, to
+    measure what each entrypoint costs)."""
     coreai_torch = require_coreai("coreai_torch")
     converter = coreai_torch.TorchConverter()
     locations = {}
-    for function, tokens in zip(FUNCTIONS, (prefill_length, 1)):
-        if function not in functions:
+    chunk = chunk or Chunk.whole(model.config.num_transformer_layers)
+    for function in graph_functions(settings.target, chunk, prefill_length):
+        if functions is not None and function.name not in functions:
             continue
-        module = StatefulOpenELM(model, context_length, tokens, chunk=chunk, exportable=True)
+        module = build_module(function, model, settings, chunk, exportable=True)
         program = export_function(module)
-        locations.update({(function, node): name for node, name in parameter_nodes(program).items()})
-        first = INPUT_IDS if module.chunk.takes_ids else HIDDEN_IN
-        output = LOGITS if module.chunk.gives_logits else HIDDEN_OUT
-        converter.add_exported_program(program, input_names=[first, POSITION], output_names=[output],
-                                       state_names=list(STATE_NAMES), entrypoint_name=function)
+        locations.update({(function.name, node): name for node, name in parameter_nodes(program).items()})
+        states = list(STATE_NAMES) if state_shapes(module) else []
+        converter.add_exported_program(program, input_names=[name for name, _, _ in input_specs(module)],
+                                       output_names=[output_name(module)], state_names=states,
+                                       entrypoint_name=function.name)
         del program, module
     # coreai-torch draws a progress line on stdout; elm-export reports its own steps.
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):

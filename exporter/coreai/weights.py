@@ -66,9 +66,9 @@ def expand(op) -> np.ndarray:
     raise ExportError(f"unexpected op {op.name} in a weight's expansion; was the model written by elm-export?")
 
 
-def read_weights(program, nodes: dict[str, list[str]], entrypoint: str = "prefill") -> dict[str, np.ndarray]:
+def read_weights(program, nodes: dict[str, list[str]], entrypoint: str | None = None) -> dict[str, np.ndarray]:
     """{weight name: dense float32 matrix} for the weights export.json lists as {name: its torch nodes}: the op
-    that carries one of the nodes' location in `entrypoint` and is not itself expanded further."""
+    that carries one of the nodes' location (in `entrypoint`, or any) and is not itself expanded further."""
     from coreai._compiler.ir import WalkResult
 
     wanted = {node: name for name, names in nodes.items() for node in names}
@@ -76,7 +76,7 @@ def read_weights(program, nodes: dict[str, list[str]], entrypoint: str = "prefil
 
     def visit(op):
         key = location_key(op)
-        if key is not None and key[0] == entrypoint and key[1] in wanted and (
+        if key is not None and entrypoint in (None, key[0]) and key[1] in wanted and (
                 op.name == "coreai.constant" or op.name in EXPANDING_OPS):
             if not any(use.owner.name in EXPANDING_OPS for use in op.result.uses):
                 found[wanted[key[1]]] = op
@@ -87,4 +87,9 @@ def read_weights(program, nodes: dict[str, list[str]], entrypoint: str = "prefil
     if missing:
         raise ExportError(f"weights {', '.join(missing[:3])} not found in the Core AI program; export.json and the "
                           "model do not match (re-export)")
-    return {name: expand(op) for name, op in found.items()}
+    return {name: matrix(expand(op)) for name, op in found.items()}
+
+
+def matrix(value: np.ndarray) -> np.ndarray:
+    """A 1x1 conv's weight [out, in, 1, 1] (the ane target) as the matrix it holds."""
+    return value.reshape(value.shape[:2]) if value.ndim == 4 and value.shape[2:] == (1, 1) else value

@@ -13,6 +13,8 @@ from exporter.checkpoint.tensors import TensorSource
 from exporter.coreai.convert import ConvertedProgram, convert_functions, location_key
 from exporter.coreai.package import model_name, save_model
 from exporter.graph.chunks import Chunk
+from exporter.graph.functions import GraphSettings
+from exporter.graph.signature import ANE
 from exporter.memory import collect
 from exporter.model.names import EMBEDDING, FINAL_NORM
 from exporter.model.streamed import holding
@@ -55,12 +57,12 @@ def theoretical_sizes(converted: ConvertedProgram, compression: CoreAICompressor
     def visit(op):
         nonlocal other
         key = location_key(op)
-        if op.name == "coreai.constant" and key is not None and key[0] == "prefill":  # the weights are shared
+        if op.name == "coreai.constant" and key is not None:  # every entrypoint: ane's prefill lacks some weights
             name = converted.locations.get(key)
             shape = tuple(op.result.type.shape)
-            if name is not None and len(shape) == 2:
-                shapes[name] = shape
-            else:
+            if name is not None and len(shape) in (2, 4) and shape[2:] in ((), (1, 1)):  # ane: [out, in, 1, 1]
+                shapes[name] = shape[:2]
+            elif key[0] == "decode":  # other constants, once (decode has them all but the embed functions')
                 other += int(math.prod(shape) * element_bytes(op.result.type))
         return WalkResult.ADVANCE
 
@@ -69,26 +71,27 @@ def theoretical_sizes(converted: ConvertedProgram, compression: CoreAICompressor
     return {"theoretical_bytes": weights + other, "weight_matrix_bytes": weights, "other_constant_bytes": other}, shapes
 
 
-def write_models(model, tensors: TensorSource, chunks: list[Chunk], context_length: int, prefill_length: int,
+def write_models(model, tensors: TensorSource, chunks: list[Chunk], settings: GraphSettings, prefill_length: int,
                  compression: CoreAICompressor, name: str, staging, progress: Progress) -> list:
     """Each chunk as one .aimodel with entrypoints prefill and decode; [(chunk, model name, sizes, weights)],
     weights: {weight name: {node, recipe}}, what verification reads the model's weights back by."""
     written = []
     for index, chunk in enumerate(chunks):
         label = "" if len(chunks) == 1 else f" [chunk {index + 1}/{len(chunks)}: layers {chunk.start}-{chunk.stop - 1}]"
-        with progress.step(f"Core AI: export + convert prefill and decode{label}"):
+        with progress.step(f"Core AI: export + convert {'embed, ' if settings.target == ANE and chunk.takes_ids else ''}"
+                           f"prefill and decode{label}"):
             with holding(model, tensors, chunk_weight_names(model, chunk)):
-                converted = convert_functions(model, context_length, prefill_length, chunk)
+                converted = convert_functions(model, settings, prefill_length, chunk)
             collect()
         sizes, shapes = theoretical_sizes(converted, compression)
         recipes = {}
         if compression.compresses:
             with progress.step(f"Core AI: quantize ({compression.label}){label}"):
                 recipes = compression.apply_to_coreai(converted.program, converted.weight_name)
-        # Where verification finds each weight again: the torch nodes its constant may be located at (in prefill).
+        # Where verification finds each weight again: the torch nodes its constant may be located at.
         weights = {weight: {"nodes": [], "recipe": recipes.get(weight, "none")} for weight in sorted(shapes)}
-        for (entrypoint, node), weight in sorted(converted.locations.items()):
-            if entrypoint == "prefill" and weight in weights:
+        for (_, node), weight in sorted(converted.locations.items()):
+            if weight in weights and node not in weights[weight]["nodes"]:
                 weights[weight]["nodes"].append(node)
         file_name = model_name(name, len(chunks), index)
         with progress.step(f"Core AI: save model{label}"):

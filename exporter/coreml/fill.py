@@ -38,10 +38,11 @@ def read_matrix(tensors: TensorSource, matrix: Matrix, cache: dict) -> np.ndarra
     return values.numpy()
 
 
-def fill_weights(programs: list, plan: WeightPlan, tensors: TensorSource, expected: set[int], after_batch=None,
-                 shared: bool = True) -> None:
+def fill_weights(programs: list, plan: WeightPlan, tensors: TensorSource, expected: list[set[int]],
+                 after_batch=None, shared: bool = True) -> None:
     """Replace every placeholder const of each program by the real float16 matrix, named for the recipes.
 
+    expected: the plan indices each program holds (the ane target's embed functions hold only the table).
     Each matrix is read once and the same array goes into every program (prefill and decode share
     their weights; `shared=False` gives each its own copy, for compression that writes into the array).
     After each batch of matrices, `after_batch(names)` may compress them, so the
@@ -51,18 +52,19 @@ def fill_weights(programs: list, plan: WeightPlan, tensors: TensorSource, expect
     # Index → that placeholder's op in each program; popped as they go, so replaced ops can be freed.
     found = [{index: op for op in f.operations if (index := placeholder_of(op, plan)) is not None}
              for f in functions]
-    for ops in found:
-        if set(ops) != expected:
-            missing = [plan.matrices[i].name for i in sorted(expected - set(ops))]
+    for ops, wanted in zip(found, expected):
+        if set(ops) != wanted:
+            missing = [plan.matrices[i].name for i in sorted(wanted - set(ops))]
             raise ExportError(f"internal: the converted program lost weight matrices {missing[:3]}; run with "
                               "--debug and report it")
     cache, garbage = {}, 0
-    for batch in batched(sorted(expected), FILL_BATCH):
+    for batch in batched(sorted(set().union(*expected)), FILL_BATCH):
         matrices = [plan.matrices[index] for index in batch]
         arrays = [read_matrix(tensors, matrix, cache) for matrix in matrices]
         for number, (function, ops) in enumerate(zip(functions, found)):
-            own = arrays if shared or number == 0 else [values.copy() for values in arrays]
-            replace_placeholders(function, [ops.pop(index) for index in batch], matrices, own)
+            held = [i for i, index in enumerate(batch) if index in ops]
+            own = [arrays[i] if shared or number == 0 else arrays[i].copy() for i in held]
+            replace_placeholders(function, [ops.pop(batch[i]) for i in held], [matrices[i] for i in held], own)
         garbage += sum(values.nbytes for values in arrays) * (1 if shared else len(functions))
         del arrays, own
         if after_batch is not None:
@@ -79,10 +81,12 @@ GARBAGE_BYTES = 512 * 2**20  # collected this often: each collection walks every
 def placeholder_of(op, plan: WeightPlan) -> int | None:
     """The plan index of the matrix a const op stands for, or None."""
     value = op.outputs[0].val if op.op_type == "const" else None
-    if not isinstance(value, np.ndarray) or value.ndim != 2 or value.size < 2:
+    if not isinstance(value, np.ndarray) or value.ndim not in (2, 4) or value.size < 2:
         return None
     index = placeholder_index(float(value.flat[0]))
-    if not 0 <= index < len(plan.matrices) or value.shape != plan.matrices[index].shape:
+    # A matrix, or (ane target) a 1x1 conv's weight [out, in, 1, 1] holding it.
+    if not 0 <= index < len(plan.matrices) or value.shape[:2] != plan.matrices[index].shape or value.shape[2:] not in (
+            (), (1, 1)):
         return None
     if any(value.strides):  # placeholders stay one broadcast number through conversion (exporter.coreml.lean)
         return None  # a real constant that happens to start with a placeholder's value
@@ -97,7 +101,7 @@ def replace_placeholders(function, ops: list, matrices: list[Matrix], arrays: li
     # As a graph pass: the new consts inherit the placeholders' source scopes, which the program requires.
     with mb.scope(ScopeInfo(source=ScopeSource.COREMLTOOLS_GRAPH_PASS, data=["elm_fill_weights"])):
         with function:  # one block for the batch: each exit walks the whole function
-            reals = [mb.const(val=values, name=matrix.name, before_op=op)
+            reals = [mb.const(val=values.reshape(op.outputs[0].shape), name=matrix.name, before_op=op)
                      for op, matrix, values in zip(ops, matrices, arrays)]
         for op, real in zip(ops, reals):
             function.replace_uses_of_var_after_op(anchor_op=op, old_var=op.outputs[0], new_var=real)

@@ -12,8 +12,7 @@ from exporter.checkpoint.tensors import TensorSource
 from exporter.coreml.convert import convert_module
 from exporter.coreml.fill import fill_weights
 from exporter.graph.chunks import Chunk
-from exporter.graph.signature import FUNCTIONS
-from exporter.graph.stateful import StatefulOpenELM
+from exporter.graph.functions import GraphFunction, GraphSettings, build_module, graph_functions
 from exporter.graph.weights import WeightPlan, placeholders_of
 from exporter.memory import collect
 from exporter.progress import Progress
@@ -31,56 +30,61 @@ class Compressor(Protocol):
     def apply_to_programs(self, programs: list, names: list[str] | None = None) -> None: ...
 
 
-def convert_functions(model, plan: WeightPlan | None, tensors: TensorSource, context_length: int,
+def convert_functions(model, plan: WeightPlan | None, tensors: TensorSource, settings: GraphSettings,
                       prefill_length: int, compression: Compressor, progress: Progress, chunk: Chunk | None = None,
                       label: str = "") -> tuple[dict, dict]:
-    """Convert, fill and compress prefill and decode into in-memory MIL programs.
+    """Convert, fill and compress a chunk's functions (prefill and decode; the ane target's embed functions
+    in the first chunk) into in-memory MIL programs.
 
     `model` is a skeleton whose matrices `plan` fills from `tensors` after conversion, or (plan None)
     a model holding its real weights. A skeleton's two programs are converted first (placeholders
     cost nothing), then each matrix is read once into both and compressed a batch at a time, once
     for both. Returns the programs and the theoretical sizes, read before compression.
     """
+    chunk = chunk or Chunk.whole(model.config.num_transformer_layers)
+    functions = graph_functions(settings.target, chunk, prefill_length)
     if plan is None:
-        return convert_whole_functions(model, context_length, prefill_length, compression, progress, chunk, label)
-    programs, expected = {}, None
-    for function, tokens in zip(FUNCTIONS, (prefill_length, 1)):
-        programs[function], module = convert_function(model, context_length, tokens, chunk, progress,
-                                                      function, label, plan)
-        expected = placeholders_of(module)
+        return convert_whole_functions(model, settings, functions, compression, progress, chunk, label)
+    programs, expected = {}, {}
+    for function in functions:
+        programs[function.name], module = convert_function(model, settings, function, chunk, progress, label, plan)
+        expected[function.name] = placeholders_of(module)
         del module
-    sizes = compression.theoretical_sizes(programs[FUNCTIONS[0]],
-                                          {plan.matrices[i].name: plan.matrices[i].shape for i in expected})
+    everything = set().union(*expected.values())
+    body = programs[functions[-1].name]  # decode: every matrix of the chunk but the embedding's gather
+    sizes = compression.theoretical_sizes(body, {plan.matrices[i].name: plan.matrices[i].shape for i in everything})
 
     def compress(names: list[str]) -> None:
         compression.apply_to_programs(list(programs.values()), names)
 
     step = "fill weights" + (f" + quantize ({compression.label})" if compression.compresses else "")
     with progress.step(f"{step}{label}"):
-        fill_weights(list(programs.values()), plan, tensors, expected,
+        fill_weights(list(programs.values()), plan, tensors, [expected[name] for name in programs],
                      after_batch=compress if compression.compresses else None,
                      shared=not compression.writes_into_weights)
     return programs, sizes
 
 
-def convert_function(model, context_length: int, tokens: int, chunk: Chunk | None, progress: Progress,
-                     function: str, label: str, plan: WeightPlan | None = None):
+def convert_function(model, settings: GraphSettings, function: GraphFunction, chunk: Chunk, progress: Progress,
+                     label: str, plan: WeightPlan | None = None):
     """One function's in-memory MIL program, and the export module it was traced from."""
-    module = StatefulOpenELM(model, context_length, tokens, chunk=chunk, weight_plan=plan)
-    with progress.step(f"trace + convert {function} ({tokens} token{'s' if tokens > 1 else ''}){label}"):
+    module = build_module(function, model, settings, chunk, plan)
+    tokens = function.tokens
+    with progress.step(f"trace + convert {function.name} ({tokens} token{'s' if tokens > 1 else ''}){label}"):
         return convert_module(module, to_program=True), module
 
 
-def convert_whole_functions(model, context_length: int, prefill_length: int, compression: Compressor,
-                            progress: Progress, chunk: Chunk | None, label: str) -> tuple[dict, dict]:
+def convert_whole_functions(model, settings: GraphSettings, functions: list[GraphFunction], compression: Compressor,
+                            progress: Progress, chunk: Chunk, label: str) -> tuple[dict, dict]:
     """A model holding its real (e.g. calibrated) weights: each function converted and compressed in turn."""
     programs, sizes = {}, None
-    for function, tokens in zip(FUNCTIONS, (prefill_length, 1)):
-        program, _ = convert_function(model, context_length, tokens, chunk, progress, function, label)
-        sizes = sizes or compression.theoretical_sizes(program)
+    for function in functions:
+        program, _ = convert_function(model, settings, function, chunk, progress, label)
+        if not function.embeds:
+            sizes = sizes or compression.theoretical_sizes(program)
         if compression.compresses:
-            with progress.step(f"quantize {function} ({compression.label}){label}"):
+            with progress.step(f"quantize {function.name} ({compression.label}){label}"):
                 compression.apply_to_programs([program])
-        programs[function] = program
+        programs[function.name] = program
         collect()  # the float16 weights of this function are gone once compressed
     return programs, sizes

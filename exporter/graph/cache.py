@@ -21,6 +21,12 @@ class CacheLayout:
     kv_heads: tuple[int, ...]
     context_length: int
     head_dim: int
+    neural_engine: bool = False  # the ane graph: head_dim padded to 32 in the state, values head_dim-major
+
+    @property
+    def state_head_dim(self) -> int:
+        """head_dim as stored: the ane graph pads it to a multiple of 32 (state rule; the embedded model's is 16)."""
+        return math.ceil(self.head_dim / STATE_ALIGN) * STATE_ALIGN if self.neural_engine else self.head_dim
 
     @property
     def offsets(self) -> tuple[int, ...]:
@@ -40,12 +46,28 @@ class CacheLayout:
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
-        return (1, self.padded_heads, self.context_length, self.head_dim)
+        """The key cache: [1, heads, context, head_dim] (rows of keys, the K·Q einsum's bkhc per head)."""
+        return (1, self.padded_heads, self.context_length, self.state_head_dim)
+
+    @property
+    def value_shape(self) -> tuple[int, int, int, int]:
+        """The value cache; the ane graph keeps it [1, heads, head_dim, context], the value einsum's bchk per head
+        (written without a transpose, and its last dimension is the context: a multiple of 32)."""
+        if self.neural_engine:
+            return (1, self.padded_heads, self.state_head_dim, self.context_length)
+        return self.shape
+
+    @property
+    def state_shapes(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        return self.shape, self.value_shape
 
     def to_dict(self) -> dict:
         return {
-            "layout": "all layers' KV heads stacked on axis 1, padded to a multiple of 32",
+            "layout": "all layers' KV heads stacked on axis 1, padded to a multiple of 32" + (
+                "; head_dim padded to a multiple of 32; value_cache is [1, heads, head_dim, context]"
+                if self.neural_engine else ""),
             "shape": list(self.shape),
+            "value_shape": list(self.value_shape),
             "layer_head_offsets": list(self.offsets),
             "layer_kv_heads": list(self.kv_heads),
             "used_heads": self.used_heads,

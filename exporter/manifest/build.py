@@ -17,6 +17,7 @@ from exporter.graph.signature import (
     INPUT_IDS,
     LOGITS,
     POSITION,
+    ROTARY,
     STATE_NAMES,
 )
 from exporter.graph.vocab import vocab_split
@@ -41,14 +42,17 @@ def described(chunk: Chunk, name: str, functions: dict, states: list, config: Op
               context_length: int) -> dict:
     """What any format's chunk says about itself: its file, layers, role in the chain, signature and cache."""
     kv_heads = tuple(config.num_kv_heads[chunk.start:chunk.stop])
+    # The body's first input: token ids (gpu target, first chunk), else hidden states (ane: after embed_*).
+    body_inputs = [feature["name"] for feature in functions.get("decode", {}).get("inputs", [])]
+    neural_engine = any(name.startswith("embed_") for name in functions) or ROTARY in body_inputs
     return {
         "package": name,
         "layers": [chunk.start, chunk.stop],
-        "input": INPUT_IDS if chunk.takes_ids else HIDDEN_IN,
+        "input": INPUT_IDS if INPUT_IDS in body_inputs else HIDDEN_IN,
         "output": LOGITS if chunk.gives_logits else HIDDEN_OUT,
         "functions": functions,
         "states": states,
-        "kv_cache": CacheLayout(kv_heads, context_length, config.head_dim).to_dict(),
+        "kv_cache": CacheLayout(kv_heads, context_length, config.head_dim, neural_engine).to_dict(),
     }
 
 

@@ -16,7 +16,8 @@ from exporter.coreai.package import read_signatures as coreai_signatures
 from exporter.coreml.package import read_signatures
 from exporter.errors import ExportError
 from exporter.files import folder_files, sha256_file
-from exporter.graph.signature import FUNCTIONS, HIDDEN_IN, HIDDEN_OUT, INPUT_IDS, LOGITS
+from exporter.graph.contract import logit_functions, target_of
+from exporter.graph.signature import ANE, EMBED_FUNCTIONS, FUNCTIONS, HIDDEN_IN, HIDDEN_OUT, INPUT_IDS, LOGITS
 from exporter.manifest.document import MANIFEST_NAME, inside
 
 CHANGED = "the package changed after export (re-export it)"
@@ -132,11 +133,12 @@ def check_models(folder: Path, manifest: dict, backend: str) -> None:
     reader = coreai_signatures if backend == "coreai" else read_signatures
     paths = [inside(folder, chunk.get("package") or "") for chunk in chunks]
     declared = [Declared("the package" if len(chunks) == 1 else path.name, *reader(path)) for path in paths]
+    target = target_of(manifest)
     for index, (chunk, package) in enumerate(zip(chunks, declared)):
-        check_roles(chunk, package, index, len(chunks))
-    check_context(manifest, declared)
-    check_prefill(manifest, chunks, declared)
-    check_vocabulary(manifest, declared[-1])
+        check_roles(chunk, package, index, len(chunks), target)
+    check_context(manifest, declared, target)
+    check_prefill(manifest, chunks, declared, target)
+    check_vocabulary(manifest, declared[-1], target)
     for index, (chunk, package) in enumerate(zip(chunks, declared)):
         same(f"{field}[{index}].functions", chunk.get("functions", MISSING), package.functions, package.owner)
         same(f"{field}[{index}].states", chunk.get("states", MISSING), package.states, package.owner)
@@ -145,21 +147,34 @@ def check_models(folder: Path, manifest: dict, backend: str) -> None:
         check_top_level(manifest, declared)
 
 
-def check_roles(chunk: dict, package: Declared, index: int, count: int) -> None:
-    """The first chunk takes input_ids and the last gives logits (hidden states between), in both functions."""
+def check_roles(chunk: dict, package: Declared, index: int, count: int, target: str) -> None:
+    """The first chunk takes input_ids (ane: its embed functions do, and every body takes hidden_in) and the last
+    gives logits (ane: from decode only), hidden states between."""
     first, last = index == 0, index == count - 1
-    roles = {"input": (INPUT_IDS, "the first chunk takes") if first else (HIDDEN_IN, "chunks after the first take"),
+    ane = target == ANE
+    takes = (INPUT_IDS, "the first chunk takes") if first and not ane else (
+        HIDDEN_IN, "the Neural Engine graph's body takes" if ane else "chunks after the first take")
+    roles = {"input": takes,
              "output": (LOGITS, "the last chunk gives") if last else (HIDDEN_OUT, "chunks before the last give")}
     for role, (name, rule) in roles.items():
         if chunk.get(role, MISSING) != name:
             raise ExportError(f"{MANIFEST_NAME}: chunks[{index}].{role} is {show(chunk.get(role, MISSING))} but "
                               f"{rule} {name}; {NOT_THIS}")
         for function in FUNCTIONS:
-            package.feature(function, f"{role}s", name)
+            package.feature(function, f"{role}s", output_of(chunk, function, target) if role == "output" else name)
+    for function in EMBED_FUNCTIONS if ane and first else ():
+        package.feature(function, "inputs", INPUT_IDS)
+        package.feature(function, "outputs", HIDDEN_OUT)
 
 
-def check_context(manifest: dict, declared: list[Declared]) -> None:
-    """context_length is the sequence axis of every state [1, heads, context, head_dim]; state_names their names."""
+def output_of(chunk: dict, function: str, target: str) -> str:
+    """What a body function gives: the chunk's output, but hidden_out from the ane target's prefill (no logits)."""
+    return chunk["output"] if function in logit_functions(target) else HIDDEN_OUT
+
+
+def check_context(manifest: dict, declared: list[Declared], target: str) -> None:
+    """context_length is the sequence axis of every state [1, heads, context, head_dim] (the ane target's
+    value_cache: [1, heads, head_dim, context]); state_names their names."""
     claimed = manifest.get("context_length", MISSING)
     for package in declared:
         names = [state["name"] for state in package.states]
@@ -171,18 +186,19 @@ def check_context(manifest: dict, declared: list[Declared]) -> None:
             if len(shape) != 4:
                 raise ExportError(f"{MANIFEST_NAME}: {package.owner}'s {state['name']} is {shape}, not "
                                   f"[1, heads, context, head_dim]; {NOT_THIS}")
-            if not (is_int(claimed) and claimed == shape[2]):
+            positions = shape[3] if target == ANE and state["name"] == "value_cache" else shape[2]
+            if not (is_int(claimed) and claimed == positions):
                 raise ExportError(f"{MANIFEST_NAME}: context_length is {show(claimed)} but {package.owner}'s "
-                                  f"{state['name']} holds {shape[2]} positions; {NOT_THIS}")
+                                  f"{state['name']} holds {positions} positions; {NOT_THIS}")
 
 
-def check_prefill(manifest: dict, chunks: list[dict], declared: list[Declared]) -> None:
+def check_prefill(manifest: dict, chunks: list[dict], declared: list[Declared], target: str) -> None:
     """prefill_length is the prefill function's T (tokens per call), decode's is 1, in every chunk, in and out."""
     claimed = manifest.get("prefill_length", MISSING)
     for chunk, package in zip(chunks, declared):
         for function in FUNCTIONS:
             taken = package.feature(function, "inputs", chunk["input"])
-            given = package.feature(function, "outputs", chunk["output"])
+            given = package.feature(function, "outputs", output_of(chunk, function, target))
             tokens = taken["shape"][1] if len(taken["shape"]) >= 2 else None
             if function == "prefill" and not (is_int(claimed) and claimed == tokens):
                 raise ExportError(f"{MANIFEST_NAME}: prefill_length is {show(claimed)} but {package.owner}'s prefill "
@@ -195,9 +211,9 @@ def check_prefill(manifest: dict, chunks: list[dict], declared: list[Declared]) 
                                   f"{given['shape']} for {tokens} tokens; {NOT_THIS}")
 
 
-def check_vocabulary(manifest: dict, last: Declared) -> None:
+def check_vocabulary(manifest: dict, last: Declared, target: str) -> None:
     """vocab_size fits the logits [1, T, pieces, piece_size] (only the last piece padded), as logits_layout says."""
-    shapes = [last.feature(function, "outputs", LOGITS)["shape"] for function in FUNCTIONS]
+    shapes = [last.feature(function, "outputs", LOGITS)["shape"] for function in logit_functions(target)]
     if any(len(shape) != 4 or shape[2:] != shapes[0][2:] for shape in shapes):
         raise ExportError(f"{MANIFEST_NAME}: {last.owner}'s logits are {' and '.join(map(str, shapes))}, not "
                           f"[1, T, pieces, piece_size] in both functions; {NOT_THIS}")
@@ -222,10 +238,11 @@ def check_vocabulary(manifest: dict, last: Declared) -> None:
 
 
 def check_cache_shape(field: str, kv_cache, package: Declared) -> None:
-    shape = kv_cache.get("shape", MISSING) if isinstance(kv_cache, dict) else MISSING
     for state in package.states:
+        key = "value_shape" if state["name"] == "value_cache" and "value_shape" in (kv_cache or {}) else "shape"
+        shape = kv_cache.get(key, MISSING) if isinstance(kv_cache, dict) else MISSING
         if canonical(shape) != canonical(state["shape"]):
-            raise ExportError(f"{MANIFEST_NAME}: {field}.shape is {show(shape)} but {package.owner}'s "
+            raise ExportError(f"{MANIFEST_NAME}: {field}.{key} is {show(shape)} but {package.owner}'s "
                               f"{state['name']} is {state['shape']}; {NOT_THIS}")
 
 

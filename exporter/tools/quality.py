@@ -26,7 +26,9 @@ from exporter.checkpoint.tokenizer import check_tokenizer
 from exporter.model.metrics import perplexity_of_logits
 from exporter.pipeline import ExportOptions, export
 from exporter.verify.compare import compare
-from exporter.verify.drive import package_run
+from exporter.graph.signature import ANE
+from exporter.graph.contract import target_of
+from exporter.verify.drive import ChunkChain, package_run
 from exporter.verify.reference import dequantized_reference, logits_for
 from quant.recipes import RECIPES
 
@@ -47,7 +49,9 @@ def evaluate(folder: Path, manifest: dict, model) -> dict:
     ref_rows, pkg_rows, deq_rows, nll_ref, nll_pkg, count = [], [], [], 0.0, 0.0, 0
     for tokens in heldout_windows(manifest["context_length"]):
         reference = logits_for(model, tokens)
-        packaged, _ = package_run(executor, manifest, tokens, len(tokens))
+        # The ane target's prefill gives no logits: every row from decode (a one-token prompt).
+        prompt = 1 if target_of(manifest) == ANE else len(tokens)
+        packaged, _, _ = package_run(ChunkChain([executor], manifest["chunks"][:1]), manifest, tokens, prompt)
         ref_rows.append(reference)
         pkg_rows.append(packaged)
         if dequantized is not None:

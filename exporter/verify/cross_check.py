@@ -20,7 +20,7 @@ from exporter.manifest.check import check_integrity, check_manifest, formats_of
 from exporter.manifest.document import read_manifest
 from exporter.progress import Progress
 from exporter.verify.compare import compare
-from exporter.verify.drive import coreai_run, run_chunk_by_chunk
+from exporter.verify.drive import coreai_run, graph_settings, run_chunk_by_chunk
 from exporter.verify.reference import (
     dequantized_reference,
     parameter_count,
@@ -58,7 +58,7 @@ def export_twin_coreai(model, manifest: dict, destination: Path) -> dict:
 
     chunks = [Chunk(chunk["layers"][0], chunk["layers"][1], model.config.num_transformer_layers)
               for chunk in manifest["chunks"]]
-    written = write_models(model, None, chunks, manifest["context_length"], manifest["prefill_length"],
+    written = write_models(model, None, chunks, graph_settings(manifest), manifest["prefill_length"],
                            Compression(get_recipe("none")), "cross-check", destination, Progress(quiet=True))
     entries = [coreai_entry(destination, chunk, name, sizes, weights, model.config, manifest["context_length"])
                for chunk, name, sizes, weights in written]
@@ -86,12 +86,12 @@ def cross_check_export(folder: Path, model_dir: Path | None = None, prompt: str 
     weights = dequantized_reference(packages, model)
     steps = min(steps, manifest["context_length"] - len(ids))
     sequence, _ = reference_run(weights, ids, steps)
-    ours, _ = run_chunk_by_chunk(packages, manifest, sequence, len(ids))
+    ours, _, first = run_chunk_by_chunk(packages, manifest, sequence, len(ids))
     with tempfile.TemporaryDirectory(prefix="elm-cross-check-") as scratch:
         twin = export_twin_coreai(weights, manifest, Path(scratch))
         paths = [Path(scratch) / chunk["package"] for chunk in twin["coreai"]["chunks"]]
-        apple, _ = coreai_run(paths, twin, sequence, len(ids))
-    return Agreement(compare(apple, ours, len(ids)), dict(GRAPH_THRESHOLDS), len(sequence),
+        apple, _, _ = coreai_run(paths, twin, sequence, len(ids))
+    return Agreement(compare(apple, ours, len(ids) - first), dict(GRAPH_THRESHOLDS), len(ours),
                      time.perf_counter() - started)
 
 

@@ -11,27 +11,76 @@ import platform
 import numpy as np
 
 from exporter.errors import ExportError
-from exporter.graph.signature import FUNCTIONS
+from exporter.graph.contract import target_of
+from exporter.graph.host_inputs import call_inputs
+from exporter.graph.signature import ANE, HIDDEN_OUT, INPUT_IDS, LOGITS, POSITION
 
 
-def package_run(executor, manifest: dict, tokens: list[int], prompt_length: int) -> tuple[np.ndarray, int]:
-    """Drive the package like an app: chunked prefill of the prompt, then decode calls on `tokens`."""
+def graph_settings(manifest: dict, context_length: int | None = None, layers: list[int] | None = None):
+    """The graph an export was built with (exporter.graph.functions), to build it again (cross-check, twin);
+    `layers`: the export's layers that become layers 0, 1, ... of a twin."""
+    from exporter.graph.functions import GraphSettings
+    from exporter.graph.norm_forms import forms_of
+
+    forms = forms_of((manifest.get("graph") or {}).get("norms"))
+    if layers is not None:
+        renamed = {f"layers.{i}.": f"layers.{new}." for new, i in enumerate(layers)}
+        forms = {next((name.replace(old, new, 1) for old, new in renamed.items() if name.startswith(old)), name): form
+                 for name, form in forms.items() if not name.startswith("layers.") or
+                 any(name.startswith(old) for old in renamed)}
+    return GraphSettings(target_of(manifest), context_length or manifest["context_length"], forms)
+
+
+def package_run(executor, manifest: dict, tokens: list[int], prompt_length: int) -> tuple[np.ndarray, int, int]:
+    """Drive the package like an app on `tokens` (the first `prompt_length` the prompt): (logits rows, prefill
+    calls, position of the first row). gpu: chunked prefill gives the prompt's rows; ane: prefill gives none,
+    so the rows start at the prompt's last token, which decode takes."""
+    if target_of(manifest) == ANE:
+        return neural_engine_run(executor, manifest, tokens, prompt_length)
     prefill_length = manifest["prefill_length"]
     vocab = manifest["vocab_size"]
     state = executor.new_state()
     rows, calls = [], 0
     for start in range(0, prompt_length, prefill_length):
         chunk = tokens[start : min(start + prefill_length, prompt_length)]
-        padded = np.zeros((1, prefill_length), dtype=np.int32)
-        padded[0, : len(chunk)] = chunk
-        out = executor.run("prefill", {"input_ids": padded, "position": np.array([start], np.int32)}, state)
-        rows.append(out["logits"].reshape(prefill_length, -1)[: len(chunk), :vocab])
+        out = executor.run("prefill", {INPUT_IDS: padded_ids(chunk, prefill_length), POSITION: position_of(start)},
+                           state)
+        rows.append(out[LOGITS].reshape(prefill_length, -1)[: len(chunk), :vocab])
         calls += 1
     for position in range(prompt_length, len(tokens)):
-        ids = np.array([[tokens[position]]], dtype=np.int32)
-        out = executor.run("decode", {"input_ids": ids, "position": np.array([position], np.int32)}, state)
-        rows.append(out["logits"].reshape(1, -1)[:, :vocab])
-    return np.concatenate(rows).astype(np.float32), calls
+        out = executor.run("decode", {INPUT_IDS: padded_ids(tokens[position : position + 1], 1),
+                                      POSITION: position_of(position)}, state)
+        rows.append(out[LOGITS].reshape(1, -1)[:, :vocab])
+    return np.concatenate(rows).astype(np.float32), calls, 0
+
+
+def neural_engine_run(executor, manifest: dict, tokens: list[int], prompt_length: int):
+    """package_run of the ane contract (exporter.graph.contract): prefill without logits up to the prompt's last
+    token, then decode from it on, the rotary rows and the mask computed here as an app computes them."""
+    prefill_length, vocab = manifest["prefill_length"], manifest["vocab_size"]
+    state = executor.new_state()
+    calls = 0
+    for start in range(0, prompt_length - 1, prefill_length):
+        chunk = tokens[start : min(start + prefill_length, prompt_length - 1)]
+        executor.run("prefill", {INPUT_IDS: padded_ids(chunk, prefill_length),
+                                 **call_inputs(start, prefill_length, manifest)}, state)
+        calls += 1
+    rows = []
+    for position in range(prompt_length - 1, len(tokens)):
+        out = executor.run("decode", {INPUT_IDS: padded_ids(tokens[position : position + 1], 1),
+                                      **call_inputs(position, 1, manifest)}, state)
+        rows.append(out[LOGITS].reshape(1, -1)[:, :vocab])
+    return np.concatenate(rows).astype(np.float32), calls, prompt_length - 1
+
+
+def padded_ids(ids: list[int], length: int) -> np.ndarray:
+    padded = np.zeros((1, length), dtype=np.int32)
+    padded[0, : len(ids)] = ids
+    return padded
+
+
+def position_of(position: int) -> np.ndarray:
+    return np.array([position], np.int32)
 
 
 def chunk_output(chunk: dict, outputs: dict):
@@ -39,6 +88,20 @@ def chunk_output(chunk: dict, outputs: dict):
         raise ExportError(f"{chunk['package']} has no output {chunk['output']!r} (it gives "
                           f"{', '.join(outputs)}); export.json and the packages do not match: re-export")
     return outputs[chunk["output"]]
+
+
+def chunk_call(executor, chunk: dict, function: str, value, inputs: dict, state):
+    """One chunk's part of a call: the ane target's first chunk looks the ids up with its embed function first;
+    the value it passes on (None for the last chunk's ane prefill, which returns nothing to read)."""
+    if value is None:  # the first chunk: token ids in
+        value = inputs[INPUT_IDS]
+        if f"embed_{function}" in chunk["functions"]:
+            value = executor.run(f"embed_{function}", {INPUT_IDS: value}, {})[HIDDEN_OUT]
+    body = {key: item for key, item in inputs.items() if key != INPUT_IDS}
+    outputs = executor.run(function, {chunk["input"]: value, **body}, state)
+    if chunk["output"] == LOGITS and LOGITS not in outputs and HIDDEN_OUT in outputs:
+        return None  # the ane prefill (prompt_opt): its logits were never computed
+    return chunk_output(chunk, outputs)
 
 
 class ChunkChain:
@@ -52,11 +115,10 @@ class ChunkChain:
         return [executor.new_state() for executor in self.executors]
 
     def run(self, function: str, inputs: dict, state: list) -> dict:
-        value = inputs["input_ids"]
+        value = None
         for executor, chunk, chunk_state in zip(self.executors, self.chunks, state):
-            outputs = executor.run(function, {chunk["input"]: value, "position": inputs["position"]}, chunk_state)
-            value = chunk_output(chunk, outputs)
-        return {"logits": value}
+            value = chunk_call(executor, chunk, function, value, inputs, chunk_state)
+        return {LOGITS: value}
 
 
 class RecordedChunk:
@@ -71,10 +133,9 @@ class RecordedChunk:
         return self.executor.new_state()
 
     def run(self, function: str, inputs: dict, state) -> dict:
-        value = inputs["input_ids"] if self.inputs is None else self.inputs[len(self.outputs)]
-        outputs = self.executor.run(function, {self.chunk["input"]: value, "position": inputs["position"]}, state)
-        self.outputs.append(chunk_output(self.chunk, outputs))
-        return {"logits": self.outputs[-1]}
+        value = None if self.inputs is None else self.inputs[len(self.outputs)]
+        self.outputs.append(chunk_call(self.executor, self.chunk, function, value, inputs, state))
+        return {LOGITS: self.outputs[-1]}
 
 
 def run_chunk_by_chunk(packages: list, manifest: dict, tokens: list[int], prompt_length: int,
@@ -114,19 +175,21 @@ class CoreMLExecutor:
     def __init__(self, package_path):
         import coremltools as ct
 
-        self.models = {name: ct.models.MLModel(str(package_path), function_name=name) for name in FUNCTIONS}
+        functions = [f.name for f in ct.models.MLModel(str(package_path), skip_model_load=True).get_spec()
+                     .description.functions]
+        self.models = {name: ct.models.MLModel(str(package_path), function_name=name) for name in functions}
 
     def new_state(self):
         return self.models["prefill"].make_state()
 
     def run(self, function, inputs, state):
-        return self.models[function].predict(inputs, state=state)
+        return self.models[function].predict(inputs, state=state or None)
 
 
-def coreml_runtime_run(packages: list, manifest: dict, tokens: list[int], prompt_length: int) -> np.ndarray | None:
-    """The real Core ML runtime, where this OS has it (macOS); None elsewhere."""
+def coreml_runtime_run(packages: list, manifest: dict, tokens: list[int], prompt_length: int):
+    """(logits, first row's position) from the real Core ML runtime, where this OS has it (macOS); None elsewhere."""
     if platform.system() != "Darwin":
         return None
     chain = ChunkChain([CoreMLExecutor(p) for p in packages], manifest["chunks"])
-    logits, _ = package_run(chain, manifest, tokens, prompt_length)
-    return logits
+    logits, _, first = package_run(chain, manifest, tokens, prompt_length)
+    return logits, first

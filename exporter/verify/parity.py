@@ -56,9 +56,12 @@ def verify(packages: list, manifest: dict, model: OpenELM, prompt: list[int], st
     tokens, reference_logits = reference_run(model, prompt, steps)
     big = is_streamed(model)  # the model is too big to hold in float32 twice
     if backend == "coreai":
-        package_logits, calls = coreai_run(packages, manifest, tokens, len(prompt))
+        package_logits, calls, first = coreai_run(packages, manifest, tokens, len(prompt))
     else:
-        package_logits, calls = run_chunk_by_chunk(packages, manifest, tokens, len(prompt), keep_large_float16=big)
+        package_logits, calls, first = run_chunk_by_chunk(packages, manifest, tokens, len(prompt),
+                                                          keep_large_float16=big)
+    # The ane target's prefill returns no logits: its rows start at the prompt's last token.
+    reference_logits, compared_prompt = reference_logits[first:], len(prompt) - first
     quantization = manifest.get("quantization", {})
     recipe = quantization.get("recipe", "none")
     custom_map = quantization.get("quant_map") not in (None, MIXED_DEFAULT_MAP)
@@ -67,7 +70,7 @@ def verify(packages: list, manifest: dict, model: OpenELM, prompt: list[int], st
         prompt_tokens=len(prompt),
         decode_steps=steps,
         prefill_calls=calls,
-        reference=compare(reference_logits, package_logits, len(prompt)),
+        reference=compare(reference_logits, package_logits, compared_prompt),
         thresholds=DEFAULT_TOTAL if custom_map else TOTAL_THRESHOLDS.get(recipe, DEFAULT_TOTAL),
         judge_total=judge_total or dequantized_model is None,
         continuation=tokens[len(prompt):],
@@ -76,13 +79,13 @@ def verify(packages: list, manifest: dict, model: OpenELM, prompt: list[int], st
     if callable(dequantized_model) and not isinstance(dequantized_model, torch.nn.Module):
         dequantized_model = dequantized_model()  # built only now: its programs need not sit beside the executor's
     if dequantized_model is not None:
-        report.dequantized_reference = compare(logits_for(dequantized_model, tokens), package_logits,
-                                               len(prompt))
+        report.dequantized_reference = compare(logits_for(dequantized_model, tokens)[first:], package_logits,
+                                               compared_prompt)
     report.activation_range = measure(model, tokens).to_dict()
     coreml = coreml_runtime_run(packages, manifest, tokens, len(prompt)) if backend == "coreml" else None
     if backend == "coreai":
         report.coreml_runtime = "not applicable (a Core AI model)"
     if coreml is not None:
-        report.coreml_runtime = asdict(compare(reference_logits, coreml, len(prompt)))
+        report.coreml_runtime = asdict(compare(reference_logits, coreml[0], compared_prompt))
     report.seconds = time.perf_counter() - started
     return report

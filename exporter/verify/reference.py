@@ -51,6 +51,15 @@ def constant_values(function) -> dict[str, np.ndarray]:
     return {name: value_of(op) for name, op in weight_ops(function).items()}
 
 
+def as_expected(value: np.ndarray, shape: tuple) -> np.ndarray:
+    """The ane target's layouts of a checkpoint tensor ([out, in, 1, 1] conv weights, (1, D, 1, 1) norm weights)
+    as the checkpoint's shape; anything else as it is."""
+    if value.shape != shape and value.size == math.prod(shape) and [d for d in value.shape if d != 1] == [
+            d for d in shape if d != 1]:
+        return value.reshape(shape)
+    return value
+
+
 def find(values: dict, prefix: str):
     for name, value in values.items():
         if name == prefix or (name.startswith(prefix + "_") and not name[len(prefix) + 1 :][:1].isdigit()):
@@ -70,7 +79,10 @@ class PackageTensors:  # a TensorSource (exporter.checkpoint.tensors)
         self.where = str(packages[0])
         self.ops = {}
         for package in packages:
-            self.ops.update(weight_ops(load_program(package).functions[function]))
+            functions = load_program(package).functions
+            # The named function first; the ane target's first chunk holds the table in its embed functions only.
+            for name in [function] + [f for f in functions if f != function]:
+                self.ops = {**weight_ops(functions[name]), **self.ops}
         self.fallback, self.config = fallback, config
         self.expected = {name: tuple(t.shape) for name, t in fallback.items()}
         self.pieces = []
@@ -84,14 +96,15 @@ class PackageTensors:  # a TensorSource (exporter.checkpoint.tensors)
 
     def read(self, name: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         if name == EMBEDDING:
-            table = np.concatenate([value_of(op) for op in self.pieces])[: self.config.vocab_size]
+            table = np.concatenate([value_of(op).reshape(-1, self.config.model_dim) for op in self.pieces])
+            table = table[: self.config.vocab_size]
             return torch.from_numpy(table.astype(np.float32)).to(dtype)
         op = find(self.ops, program_name(name))
         if op is None:
             if name.endswith("proj.weight") or "proj_" in name:
                 raise ExportError(f"{self.where}: weight for {name} not found in the program")
             return self.fallback[name].to(dtype)  # a norm weight folded into another op keeps its value
-        value = value_of(op)
+        value = as_expected(value_of(op), self.expected[name])
         if tuple(value.shape) != self.expected[name]:
             raise ExportError(f"{self.where}: {name} has shape {value.shape}, expected {self.expected[name]}")
         return torch.from_numpy(value.astype(np.float32)).to(dtype)
@@ -123,6 +136,7 @@ class CoreAITensors:  # a TensorSource (exporter.checkpoint.tensors)
                 raise ExportError(f"{self.where}: no vocabulary weights found; was it written by elm-export?")
             return torch.from_numpy(np.concatenate(pieces)[: self.config.vocab_size]).to(dtype)
         value = self.values.get(program_name(name))
+        value = None if value is None else as_expected(value, self.expected[name])
         if value is None:
             if len(self.expected[name]) == 2:
                 raise ExportError(f"{self.where}: weight for {name} not found in the model")

@@ -22,6 +22,7 @@ from exporter.manifest.build import coreai_entry
 from exporter.model.config import OpenELMConfig
 from exporter.model.load import whole_model
 from exporter.progress import Progress
+from exporter.verify.drive import graph_settings
 from exporter.verify.parity import verify
 from exporter.verify.reference import coreai_dequantized_reference, source_tensors
 from exporter.verify.report import ParityReport
@@ -113,7 +114,8 @@ def verify_twin(manifest: dict, model_dir: Path | None, prompt: list[int], steps
     from exporter.coreai.write import write_models
 
     with tempfile.TemporaryDirectory(prefix="elm-twin-") as scratch:
-        written = write_models(model, None, [Chunk.whole(len(layers))], TWIN_CONTEXT, TWIN_PREFILL, compression,
+        settings = graph_settings(manifest, TWIN_CONTEXT, layers)
+        written = write_models(model, None, [Chunk.whole(len(layers))], settings, TWIN_PREFILL, compression,
                                "twin", Path(scratch), Progress(quiet=True))
         entries = [coreai_entry(Path(scratch), chunk, name, sizes, weights, twin, TWIN_CONTEXT)
                    for chunk, name, sizes, weights in written]

@@ -77,6 +77,7 @@ def test_state_carries_across_32_decode_calls_to_the_last_slot(both):
 def test_two_entrypoints_store_the_weights_once(tmp_path):
     from exporter.coreai.convert import convert_functions
     from exporter.coreai.package import save_model
+    from exporter.graph.functions import GraphSettings
     from exporter.model.load import open_source, resolve_source, whole_model
 
     source = resolve_source("tiny", False, None, None, None)
@@ -84,7 +85,8 @@ def test_two_entrypoints_store_the_weights_once(tmp_path):
     model = whole_model(config, tensors).half()
     sizes = {}
     for label, functions in (("one", ("prefill",)), ("two", ("prefill", "decode"))):
-        save_model(convert_functions(model, CONTEXT, PREFILL, functions=functions).program, tmp_path / f"{label}.aimodel")
+        settings = GraphSettings("gpu", CONTEXT)
+        save_model(convert_functions(model, settings, PREFILL, functions=functions).program, tmp_path / f"{label}.aimodel")
         sizes[label] = folder_bytes(tmp_path / f"{label}.aimodel")
     assert sizes["two"] <= 1.02 * sizes["one"], sizes
 

@@ -43,7 +43,7 @@ def test_filled_program_holds_the_checkpoint_weights(setup):
     skeleton = skeleton_model(config, reader, plan.matrix_placeholder)
     module = StatefulOpenELM(skeleton, 64, 1, weight_plan=plan)
     program = convert(skeleton, 64, 1, to_program=True, weight_plan=plan)
-    fill_weights([program], plan, reader, placeholders_of(module))
+    fill_weights([program], plan, reader, [placeholders_of(module)])
     streamed = weights_by_name(program)
 
     real = weights_by_name(convert(load_checkpoint(folder), 64, 1, to_program=True))
@@ -63,7 +63,7 @@ def test_fill_refuses_a_program_missing_a_matrix(setup):
     program = convert(skeleton, 64, 1, to_program=True, chunk=Chunk(0, 1, 3), weight_plan=plan)
     everything = set(range(len(plan.matrices)))  # more than the first chunk uses
     with pytest.raises(ExportError, match="lost weight matrices"):
-        fill_weights([program], plan, reader, everything)
+        fill_weights([program], plan, reader, [everything])
 
 
 def test_streamed_preflight_measures_the_whole_model(setup):

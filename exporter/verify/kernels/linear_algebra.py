@@ -1,4 +1,4 @@
-"""Linear algebra and normalization kernels: linear, matmul, layer_norm, attention."""
+"""Linear algebra and normalization kernels: linear, 1x1 conv, matmul, einsum, layer_norm, attention."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 
 from exporter.verify.kernels.activations import softmax
 from exporter.verify.kernels.operands import f32, ints, norm_axis
-from exporter.verify.kernels.registry import register
+from exporter.verify.kernels.registry import ExecutorError, register
 
 LARGE_PRODUCT = 1 << 20  # multiply-adds from which torch's threaded BLAS pays off
 
@@ -46,6 +46,29 @@ def linear(op, x, weight, bias=None):
     return out.reshape(x.shape[:-1] + (weight.shape[0],))
 
 
+@register("conv")
+def conv(op, x, weight, bias=None, strides=None, pad_type="valid", pad=None, dilations=None, groups=1):
+    """The Neural Engine graph's projections: 1x1, stride 1, one group, on x [B, in, H, W]."""
+    weight = f32(weight)
+    if weight.shape[2:] != (1, 1) or int(groups) != 1 or any(v != 1 for v in ints(strides if strides is not None
+                                                                                   else [1])):
+        raise ExecutorError(f"conv {op.name}: only 1x1 convolutions with stride 1 and one group are supported "
+                            f"(weight {weight.shape}, groups {groups}); add the general case to the kernel")
+    x = f32(x)
+    batch, channels, height, width = x.shape
+    columns = x.reshape(batch, channels, height * width)
+    out = np.stack([blas_matmul(weight[:, :, 0, 0], columns[b]) for b in range(batch)])
+    if bias is not None:
+        out += f32(bias)[None, :, None]
+    return out.reshape(batch, weight.shape[0], height, width)
+
+
+@register("einsum")
+def einsum(op, values, equation):
+    """MIL's einsum (the Neural Engine graph's per-head attention: bkhc,bchq->bkhq and its value product)."""
+    return np.einsum(str(equation), *(f32(v) for v in values), optimize=True)
+
+
 @register("matmul")
 def matmul(op, x, y, transpose_x=False, transpose_y=False):
     x, y = f32(x), f32(y)
@@ -58,10 +81,18 @@ def matmul(op, x, y, transpose_x=False, transpose_y=False):
 
 @register("layer_norm")
 def layer_norm(op, x, axes=None, gamma=None, beta=None, epsilon=1e-5):
+    """Squares and sums them in float16, as a float16 device may: a square or a sum of squares beyond 65504
+    is inf and the output turns 0 or NaN. Pessimistic on purpose: the export chooses this op for an RMSNorm
+    only where the preflight's peaks keep that sum far below 65504 (exporter.graph.norm_forms), so an input
+    beyond them fails verification instead of passing on float32 arithmetic the device may not have."""
     x = f32(x)
     axes = tuple(range(x.ndim)) if axes is None else tuple(norm_axis(a, x.ndim) for a in ints(axes))
     centered = x - np.mean(x, axis=axes, keepdims=True)
-    out = centered / np.sqrt(np.mean(np.square(centered), axis=axes, keepdims=True) + f32(epsilon))
+    with np.errstate(over="ignore", invalid="ignore"):
+        squares = np.square(centered).astype(np.float16).astype(np.float32)  # inf beyond float16's 65504
+        total = np.sum(squares, axis=axes, keepdims=True).astype(np.float16).astype(np.float32)
+        count = np.float32(np.prod([x.shape[a] for a in axes]))
+        out = centered / np.sqrt(total / count + f32(epsilon))
     normalized_shape = [x.shape[i] if i in axes else 1 for i in range(x.ndim)]
     if gamma is not None:
         out = out * f32(gamma).reshape(normalized_shape)

@@ -1,0 +1,106 @@
+"""Which functions an export chunk has for a target, and the module each is traced from (for every backend).
+
+gpu: prefill and decode of exporter.graph.stateful, token ids in, logits out of both.
+ane: exporter.graph.ane's body (prefill without logits, decode with) and, in the first chunk, the token
+lookup as embed_prefill and embed_decode; all functions of a chunk share every weight and the states.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from exporter.graph.ane import NeuralEngineOpenELM, TokenEmbedding, vocab_parameters
+from exporter.graph.chunks import Chunk
+from exporter.graph.signature import (
+    ANE,
+    EMBED_FUNCTIONS,
+    FUNCTIONS,
+    HIDDEN_IN,
+    HIDDEN_OUT,
+    INPUT_IDS,
+    LOGITS,
+    MASK,
+    POSITION,
+    ROTARY,
+)
+from exporter.graph.stateful import StatefulOpenELM
+from exporter.graph.weights import WeightPlan
+
+
+@dataclass(frozen=True)
+class GraphFunction:
+    name: str
+    tokens: int  # per call
+    embeds: bool  # the token lookup alone (ane), not the body
+
+    @property
+    def logits(self) -> bool:
+        """Whether the body returns logits: gpu always; ane only decode (prefill is the rules' prompt_opt)."""
+        return self.name == "decode"
+
+
+def graph_functions(target: str, chunk: Chunk, prefill_length: int) -> list[GraphFunction]:
+    body = [GraphFunction(name, tokens, False) for name, tokens in zip(FUNCTIONS, (prefill_length, 1))]
+    if target != ANE or not chunk.takes_ids:
+        return body
+    return [GraphFunction(name, tokens, True) for name, tokens in zip(EMBED_FUNCTIONS, (prefill_length, 1))] + body
+
+
+@dataclass
+class GraphSettings:
+    """What shapes every function's module: the target and, for ane, each norm's form (exporter.graph.ane_blocks)."""
+
+    target: str
+    context_length: int
+    norm_forms: dict[str, str] | None = None
+
+
+def build_module(function: GraphFunction, model, settings: GraphSettings, chunk: Chunk | None = None,
+                 weight_plan: WeightPlan | None = None, exportable: bool = False) -> nn.Module:
+    """The module one function is traced (Core ML) or exported (Core AI) from."""
+    chunk = chunk or Chunk.whole(model.config.num_transformer_layers)
+    if settings.target != ANE:
+        return StatefulOpenELM(model, settings.context_length, function.tokens, chunk=chunk, weight_plan=weight_plan,
+                               exportable=exportable)
+    if function.embeds:
+        return TokenEmbedding(vocab_parameters(model, chunk, weight_plan), function.tokens)
+    return NeuralEngineOpenELM(model, settings.context_length, function.tokens, chunk=chunk, weight_plan=weight_plan,
+                               exportable=exportable, norm_forms=settings.norm_forms, logits=function.logits)
+
+
+def input_specs(module: nn.Module) -> list[tuple[str, tuple[int, ...], torch.dtype]]:
+    """(name, shape, dtype) of each input, in forward's order."""
+    tokens = module.tokens_per_call
+    if isinstance(module, TokenEmbedding):
+        return [(INPUT_IDS, (1, tokens), torch.int32)]
+    config = module.config
+    if isinstance(module, StatefulOpenELM) and module.chunk.takes_ids:
+        first = (INPUT_IDS, (1, tokens), torch.int32)
+    else:  # float16 between chunks: what the Neural Engine computes in anyway
+        first = (HIDDEN_IN, (1, tokens, config.model_dim), torch.float16)
+    specs = [first, (POSITION, (1,), torch.int32)]
+    if isinstance(module, NeuralEngineOpenELM):
+        specs += [(ROTARY, (1, tokens, 2 * config.head_dim), torch.float16),
+                  (MASK, (1, tokens, module.layout.context_length), torch.float16)]
+    return specs
+
+
+def output_name(module: nn.Module) -> str:
+    if isinstance(module, TokenEmbedding):
+        return HIDDEN_OUT
+    gives_logits = module.chunk.gives_logits and getattr(module, "logits", True)
+    return LOGITS if gives_logits else HIDDEN_OUT
+
+
+def example_inputs(module: nn.Module) -> tuple[torch.Tensor, ...]:
+    return tuple(torch.zeros(shape, dtype=dtype) for _, shape, dtype in input_specs(module))
+
+
+def state_shapes(module: nn.Module) -> list[tuple[int, ...]]:
+    """[] for the token lookup, else the key and value caches' shapes."""
+    if isinstance(module, TokenEmbedding):
+        return []
+    return [tuple(module.key_cache.shape), tuple(module.value_cache.shape)]
