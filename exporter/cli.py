@@ -153,6 +153,8 @@ def export_command(size, instruct, model_dir, revision, tokenizer, no_tokenizer,
             f"{manifest['quantization']['recipe']}, context {manifest['context_length']}, "
             f"prefill {manifest['prefill_length']}"
         )
+    for line in rules_summary(manifest):
+        click.echo(line)
     ceiling = manifest["ceiling"]
     speeds = ", ".join(f"{device} ≤ {tps:g} tok/s" for device, tps in ceiling["max_decode_tokens_per_s"].items())
     click.echo(f"  decode ceiling (upper bound, {ceiling['bytes_per_decode_token'] / 1e6:.1f} MB read per token): "
@@ -165,6 +167,25 @@ def export_command(size, instruct, model_dir, revision, tokenizer, no_tokenizer,
             click.echo(format_report(report, manifest["name"]))
         if not all(report.passed for report in result.reports.values()):
             raise VerificationFailed(f"{result.folder} was written but fails parity; see the report above")
+
+
+def rules_summary(manifest: dict) -> list[str]:
+    """One line per format: the Neural Engine rules report of its body functions (export.json has every function)."""
+    lines = []
+    formats = [("Core ML", manifest["chunks"]), ("Core AI", (manifest.get("coreai") or {}).get("chunks", []))]
+    for label, chunks in formats:
+        counts = [c for chunk in chunks for f, c in (chunk.get("neural_engine_rules") or {}).items()
+                  if f in ("prefill", "decode")]
+        if not counts:
+            continue
+        total = {key: sum(c[key] for c in counts) for key in ("linear", "conv", "multi_head_matmuls", "table_gathers",
+                                                              "fp32_ops", "int32_ops")}
+        lines.append(f"  Neural Engine rules ({label}, --target {(manifest.get('graph') or {}).get('target', 'gpu')}, "
+                     f"prefill + decode): {total['conv']} conv / {total['linear']} linear projections, "
+                     f"{total['multi_head_matmuls']} multi-head matmuls, {total['table_gathers']} table gathers, "
+                     f"{total['fp32_ops']} fp32 ops, {total['int32_ops']} int32 ops, max rank "
+                     f"{max(c['max_rank'] for c in counts)}")
+    return lines
 
 
 def export_main() -> None:

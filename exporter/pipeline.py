@@ -303,7 +303,11 @@ def copy_tokenizer(plan: Plan, staging: Path) -> None:
 def graph_section(target: str, norms: dict | None) -> dict:
     from exporter.graph.contract import contract
 
-    return {"target": target, **contract(target), "norms": norms}
+    section = {"target": target, **contract(target), "norms": norms}
+    if target == ANE:
+        section["coreai_norms"] = ("max_scaled everywhere: coreai-torch lowers layer_norm through torch's "
+                                   "decomposition, which computes float16 statistics in float32")
+    return section
 
 
 def manifest_of(plan: Plan, staging: Path, ranges) -> dict:

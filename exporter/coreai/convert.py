@@ -52,8 +52,12 @@ def parameter_nodes(program) -> dict[str, str]:
             names[node.name] = sources[node.name].replace(".", "_")  # the program names of exporter.model.names
         elif node.op == "call_function" and node.args and getattr(node.args[0], "name", None) in names:
             op = node.target.__name__.split(".")[0]
-            if op in _VIEW_OPS or op == "embedding":  # embedding(table, ids): its constant is the table
+            if op in _VIEW_OPS or op in ("embedding", "index"):  # a lookup's constant is its table
                 names[node.name] = names[node.args[0].name]
+        elif node.op == "call_function" and node.target.__name__.split(".")[0] == "convolution":
+            weight = getattr(node.args[1], "name", None)  # the ane target's 1x1 conv: its constant is the weight
+            if weight in names:
+                names[node.name] = names[weight]
     return names
 
 

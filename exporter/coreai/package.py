@@ -19,9 +19,12 @@ def model_name(name: str, count: int, index: int) -> str:
     return f"{name}{MODEL_SUFFIX}" if count == 1 else f"{name}-{index + 1}of{count}{MODEL_SUFFIX}"
 
 
-def save_model(program, destination: Path) -> None:
-    """Write a Core AI program as an .aimodel folder, its creation stamp fixed so equal exports are equal bytes."""
-    strip_locations(program, "decode")
+def save_model(program, destination: Path, strip_decode: bool = True) -> None:
+    """Write a Core AI program as an .aimodel folder, its creation stamp fixed so equal exports are equal bytes.
+    strip_decode: drop decode's locations (the gpu target); the ane target's decode holds weights prefill lacks,
+    which verification finds by their locations."""
+    if strip_decode:
+        strip_locations(program, "decode")
     program.save_asset(Path(destination))
     metadata = Path(destination) / "metadata.json"
     document = json.loads(metadata.read_text())

@@ -71,8 +71,9 @@ class CoreAIModel:
             self.close()
             raise ExportError(f"{self.path}: no function {', '.join(missing)} (it has "
                               f"{', '.join(self.model.function_names)}); was it written by elm-export?")
+        # Every function (the ane target's first chunk adds embed_prefill and embed_decode).
         with native_stderr_silenced():  # the runtime logs "Loading function ..." to the process's stderr
-            self.functions = {name: self.model.load_function(name) for name in FUNCTIONS}
+            self.functions = {name: self.model.load_function(name) for name in self.model.function_names}
 
     def close(self) -> None:
         if not self.loop.is_closed():
@@ -95,7 +96,8 @@ class CoreAIModel:
         from coreai.runtime import NDArray
 
         arrays = {name: NDArray(np.ascontiguousarray(value)) for name, value in inputs.items()}
-        outputs = self.loop.run_until_complete(self.functions[function](arrays, state=state))
+        call = self.functions[function](arrays, state=state) if state else self.functions[function](arrays)
+        outputs = self.loop.run_until_complete(call)
         return {name: value.numpy() for name, value in outputs.items()}
 
 

@@ -57,29 +57,29 @@ def expand(op) -> np.ndarray:
         return (data - offset) * scale
     if op.name == "coreai.lut_to_dense":
         indices = constant_value(inputs[0]).astype(np.int64)
-        table = expand(inputs[1])  # [row groups, column groups, entries, vector size 1]
-        rows, columns = indices.shape
-        group_rows, group_columns = rows // table.shape[0], columns // table.shape[1]
-        row_group = (np.arange(rows) // group_rows)[:, None]
-        column_group = (np.arange(columns) // group_columns)[None, :]
-        return table[row_group, column_group, indices, 0]
+        table = expand(inputs[1])  # [groups along each axis of the weight..., entries, vector size 1]
+        rank = indices.ndim  # 2 for a matrix, 4 for the ane target's [out, in, 1, 1] conv weight
+        groups = [(np.arange(size) // (size // count)).reshape([-1 if i == axis else 1 for i in range(rank)])
+                  for axis, (size, count) in enumerate(zip(indices.shape, table.shape[:rank]))]
+        return table[(*groups, indices, 0)]
     raise ExportError(f"unexpected op {op.name} in a weight's expansion; was the model written by elm-export?")
 
 
-def read_weights(program, nodes: dict[str, list[str]], entrypoint: str | None = None) -> dict[str, np.ndarray]:
+def read_weights(program, nodes: dict[str, list[str]]) -> dict[str, np.ndarray]:
     """{weight name: dense float32 matrix} for the weights export.json lists as {name: its torch nodes}: the op
-    that carries one of the nodes' location (in `entrypoint`, or any) and is not itself expanded further."""
+    that carries one of the nodes' location and is not itself expanded further."""
     from coreai._compiler.ir import WalkResult
 
-    wanted = {node: name for name, names in nodes.items() for node in names}
+    # A node is prefill's, or "entrypoint/node" (exporter.coreai.write.weight_nodes).
+    wanted = {tuple(node.split("/")) if "/" in node else ("prefill", node): name
+              for name, names in nodes.items() for node in names}
     found = {}
 
     def visit(op):
         key = location_key(op)
-        if key is not None and entrypoint in (None, key[0]) and key[1] in wanted and (
-                op.name == "coreai.constant" or op.name in EXPANDING_OPS):
+        if key is not None and key in wanted and (op.name == "coreai.constant" or op.name in EXPANDING_OPS):
             if not any(use.owner.name in EXPANDING_OPS for use in op.result.uses):
-                found[wanted[key[1]]] = op
+                found[wanted[key]] = op
         return WalkResult.ADVANCE
 
     program._module._mlir_module.operation.walk(visit)

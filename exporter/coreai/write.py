@@ -7,6 +7,7 @@ coreai-torch converts real tensors: each chunk's weights are read in float16 jus
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Protocol
 
 from exporter.checkpoint.tensors import TensorSource
@@ -30,6 +31,18 @@ class CoreAICompressor(Protocol):
     def theoretical_weight_bytes(self, weight_shapes: dict[str, tuple[int, int]]) -> int: ...
 
     def apply_to_coreai(self, program, weight_name) -> dict: ...
+
+
+def weight_nodes(converted: ConvertedProgram, weight: str) -> list[str]:
+    """Where verification finds a weight again: the torch nodes its constant may be located at, in the first
+    entrypoint that holds it (prefill; the ane target's decode or embed_prefill hold some weights prefill lacks).
+    Node names are per entrypoint, so any but prefill's are written "entrypoint/node"."""
+    for entrypoint in ("prefill", "decode", "embed_prefill"):
+        nodes = sorted(node for (where, node), name in converted.locations.items()
+                       if where == entrypoint and name == weight)
+        if nodes:
+            return nodes if entrypoint == "prefill" else [f"{entrypoint}/{node}" for node in nodes]
+    return []
 
 
 def chunk_weight_names(model, chunk: Chunk) -> set[str]:
@@ -75,6 +88,9 @@ def write_models(model, tensors: TensorSource, chunks: list[Chunk], settings: Gr
                  compression: CoreAICompressor, name: str, staging, progress: Progress) -> list:
     """Each chunk as one .aimodel with entrypoints prefill and decode; [(chunk, model name, sizes, weights)],
     weights: {weight name: {node, recipe}}, what verification reads the model's weights back by."""
+    # Every RMSNorm max-scaled: coreai-torch lowers layer_norm through torch's decomposition, which computes a
+    # float16 input's statistics in float32 (ANE rule: no fp32), so the layer_norm form is Core ML's only.
+    settings = replace(settings, norm_forms=None)
     written = []
     for index, chunk in enumerate(chunks):
         label = "" if len(chunks) == 1 else f" [chunk {index + 1}/{len(chunks)}: layers {chunk.start}-{chunk.stop - 1}]"
@@ -88,14 +104,11 @@ def write_models(model, tensors: TensorSource, chunks: list[Chunk], settings: Gr
         if compression.compresses:
             with progress.step(f"Core AI: quantize ({compression.label}){label}"):
                 recipes = compression.apply_to_coreai(converted.program, converted.weight_name)
-        # Where verification finds each weight again: the torch nodes its constant may be located at.
-        weights = {weight: {"nodes": [], "recipe": recipes.get(weight, "none")} for weight in sorted(shapes)}
-        for (_, node), weight in sorted(converted.locations.items()):
-            if weight in weights and node not in weights[weight]["nodes"]:
-                weights[weight]["nodes"].append(node)
+        weights = {weight: {"nodes": weight_nodes(converted, weight), "recipe": recipes.get(weight, "none")}
+                   for weight in sorted(shapes)}
         file_name = model_name(name, len(chunks), index)
         with progress.step(f"Core AI: save model{label}"):
-            save_model(converted.program, staging / file_name)
+            save_model(converted.program, staging / file_name, strip_decode=settings.target != ANE)
         del converted
         collect()
         written.append((chunk, file_name, sizes, weights))

@@ -22,6 +22,7 @@ from exporter.graph.signature import (
 )
 from exporter.graph.vocab import vocab_split
 from exporter.manifest.document import MANIFEST_FORMAT
+from exporter.manifest.rules import coreai_rules, coreml_rules
 from exporter.model.config import OpenELMConfig
 
 
@@ -71,6 +72,7 @@ def chunk_entry(staging: Path, chunk: Chunk, package_name: str, sizes: dict, con
         "weights_sha256": files[WEIGHTS_IN_PACKAGE.as_posix()],
         "files": files,
         "size": size_report(package, package_bytes, sizes),
+        "neural_engine_rules": coreml_rules(package),
     }
 
 
@@ -86,6 +88,7 @@ def coreai_entry(staging: Path, chunk: Chunk, model_name: str, sizes: dict, weig
         "size": {**sizes, "package_bytes": model_bytes,
                  "package_to_theory": round(model_bytes / sizes["theoretical_bytes"], 4)},
         "weights": weights,  # {name: torch nodes its constant is located at, recipe}: what elm-verify reads back
+        "neural_engine_rules": coreai_rules(model),
     }
 
 

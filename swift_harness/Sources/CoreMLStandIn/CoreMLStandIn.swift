@@ -153,6 +153,14 @@ open class MLMultiArray: NSObject {
         unavailable("MLMultiArray.withUnsafeBytes(_:)")
     }
 
+    /// `func withUnsafeMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer, [Int]) throws -> R) rethrows -> R`
+    /// (Swift overlay, iOS 15.4 / macOS 12.3; the second argument is the strides, in elements) —
+    /// documentation/coreml/mlmultiarray/withunsafemutablebytes(_:)
+    @available(macOS 12.3, iOS 15.4, tvOS 15.4, watchOS 8.5, *)
+    public func withUnsafeMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer, [Int]) throws -> R) rethrows -> R {
+        unavailable("MLMultiArray.withUnsafeMutableBytes(_:)")
+    }
+
     /// `func withUnsafeMutableBufferPointer<S, R>(ofType type: S.Type, _ body: (UnsafeMutableBufferPointer<S>, [Int]) throws -> R) rethrows -> R where S : MLShapedArrayScalar`
     /// (Swift overlay, iOS 15.4 / macOS 12.3) —
     /// documentation/coreml/mlmultiarray/withunsafemutablebufferpointer(oftype:_:)
@@ -260,6 +268,14 @@ open class MLModel: NSObject {
     @available(macOS 15.0, iOS 18.0, tvOS 18.0, watchOS 11.0, visionOS 2.0, *)
     public func makeState() -> MLState {
         unavailable("MLModel.makeState()")
+    }
+
+    /// `func prediction(from input: any MLFeatureProvider, options: MLPredictionOptions) throws -> any MLFeatureProvider`
+    /// (`predictionFromFeatures:options:error:`, iOS 12 / macOS 10.14) —
+    /// documentation/coreml/mlmodel/prediction(from:options:)
+    @available(macOS 10.14, iOS 12.0, tvOS 12.0, watchOS 5.0, *)
+    open func prediction(from input: any MLFeatureProvider, options: MLPredictionOptions) throws -> any MLFeatureProvider {
+        throw CoreMLUnavailableError("MLModel.prediction(from:options:)")
     }
 
     /// `func prediction(from inputFeatures: any MLFeatureProvider, using state: MLState, options: MLPredictionOptions) throws -> any MLFeatureProvider`

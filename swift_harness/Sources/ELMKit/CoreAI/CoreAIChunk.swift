@@ -9,24 +9,32 @@ import Foundation
 
 /// One .aimodel on Core AI: its "prefill" and "decode" functions, which read and write one shared
 /// cache (`CoreAIKVCache`). Each chunk of a split export has its own cache, made from its own
-/// function's descriptor, since it holds only its own layers.
+/// function's descriptor, since it holds only its own layers. The first chunk of an ane export
+/// also has "embed_prefill" and "embed_decode", stateless.
 @available(macOS 27.0, iOS 27.0, *)
 final class CoreAIChunk: ModelChunk {
     let spec: ChunkSpec
     private let prefillFunction: InferenceFunction
     private let decodeFunction: InferenceFunction
+    /// embed_prefill and embed_decode (ane, first chunk); nil otherwise.
+    private let embedFunctions: (prefill: InferenceFunction, decode: InferenceFunction)?
 
     init(model: AIModel, spec: ChunkSpec) throws {
-        func load(_ function: ModelFunction) throws -> InferenceFunction {
-            guard let loaded = try model.loadFunction(named: function.rawValue) else {
+        func load(_ function: String) throws -> InferenceFunction {
+            guard let loaded = try model.loadFunction(named: function) else {
                 let names = model.functionNames.sorted().joined(separator: ", ")
-                throw ManifestError(source: spec.package, reason: "has no '\(function.rawValue)' function (it has: \(names)); export the model again")
+                throw ManifestError(source: spec.package, reason: "has no '\(function)' function (it has: \(names)); export the model again")
             }
             return loaded
         }
         self.spec = spec
-        prefillFunction = try load(.prefill)
-        decodeFunction = try load(.decode)
+        prefillFunction = try load(ModelFunction.prefill.rawValue)
+        decodeFunction = try load(ModelFunction.decode.rawValue)
+        if spec.embedPrefill != nil, spec.embedDecode != nil {
+            embedFunctions = (try load(ChunkSpec.embedPrefill), try load(ChunkSpec.embedDecode))
+        } else {
+            embedFunctions = nil
+        }
     }
 
     /// A fresh, empty cache. Both functions declare the same states, so prefill's descriptor serves.
@@ -36,19 +44,63 @@ final class CoreAIChunk: ModelChunk {
 
     /// `input` is input_ids (first chunk) or the previous chunk's hidden_out, passed on as is.
     func predict(_ function: ModelFunction, input: NDArray, position: Int, state: CoreAIKVCache) throws -> NDArray {
+        try run(function, inputs: [
+            spec.input: input,
+            ChunkSpec.position: CoreAILanguageModel.int32Array([Int32(position)], shape: [1]),
+        ], state: state)
+    }
+
+    /// ane: input_ids [1, T] → hidden_out [1, T, model_dim] by the embed function (no state).
+    func embed(_ call: NeuralEngineCall, ids: NDArray) throws -> NDArray {
+        guard let embedFunctions, let embedSpec = spec.embed(call.function),
+              let output = embedSpec.output(ChunkSpec.hiddenOut) else {
+            throw GenerationError.modelOutput("\(spec.package) has no '\(call.embedFunction)' function in export.json; export the model again")
+        }
+        let function = call.function == .prefill ? embedFunctions.prefill : embedFunctions.decode
+        let outputType = try Self.scalarType(output)
+        nonisolated(unsafe) let inputs = [ChunkSpec.inputIDs: ids]
+        return try BlockingAsync.run {
+            var result = NDArray(shape: output.shape, scalarType: outputType)
+            var outputViews = InferenceFunction.MutableViews()
+            outputViews.insert(&result, for: output.name)
+            _ = try await function.run(inputs: inputs, outputViews: consume outputViews)
+            return result
+        }
+    }
+
+    /// ane: the body function on hidden_in with the call's position, rotary and mask. The last
+    /// chunk's prefill gives hidden_out (no logits), returned for the chain to drop.
+    func predict(_ call: NeuralEngineCall, input: NDArray, state: CoreAIKVCache) throws -> NDArray {
+        try run(call.function, inputs: [
+            spec.input: input,
+            ChunkSpec.position: CoreAILanguageModel.int32Array([Int32(call.position)], shape: [1]),
+            ChunkSpec.rotary: Self.float16Array(call.rotary, shape: call.rotaryShape),
+            ChunkSpec.mask: Self.float16Array(call.mask, shape: call.maskShape),
+        ], state: state)
+    }
+
+    private func run(_ function: ModelFunction, inputs: [String: NDArray], state: CoreAIKVCache) throws -> NDArray {
         let inferenceFunction = function == .prefill ? prefillFunction : decodeFunction
-        guard let output = spec.function(function).output(spec.output) else {
-            throw GenerationError.modelOutput("\(spec.package) has no '\(spec.output)' output in export.json")
+        let name = spec.outputName(of: function)
+        guard let output = spec.function(function).output(name) else {
+            throw GenerationError.modelOutput("\(spec.package) has no '\(name)' output in export.json")
         }
         let outputType = try Self.scalarType(output)
         // Not Sendable, but only the task below touches them while this thread waits for it.
-        nonisolated(unsafe) let inputs = [
-            spec.input: input,
-            ChunkSpec.position: CoreAILanguageModel.int32Array([Int32(position)], shape: [1]),
-        ]
+        nonisolated(unsafe) let inputs = inputs
         return try BlockingAsync.run {
             try await state.run(inferenceFunction, inputs: inputs, output: output.name, shape: output.shape, scalarType: outputType)
         }
+    }
+
+    /// A float16 array of `shape` holding `bits` in order (arrays made from a shape are contiguous, row-major).
+    static func float16Array(_ bits: [UInt16], shape: [Int]) -> NDArray {
+        var array = NDArray(shape: shape, scalarType: .float16)
+        let view = array.mutableView(as: Float16.self)
+        view.withUnsafeMutablePointer { base, _, _ in
+            for (i, value) in bits.enumerated() { base[i] = Float16(bitPattern: value) }
+        }
+        return array
     }
 
     private static func scalarType(_ tensor: TensorSpec) throws -> NDArray.ScalarType {

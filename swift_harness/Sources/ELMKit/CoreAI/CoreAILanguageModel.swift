@@ -11,7 +11,9 @@ import Foundation
 
 /// An elm-export on Core AI, driven as export.json's `coreai` section describes. Each .aimodel
 /// (one, or several for a split export) is one `CoreAIChunk`; `ChunkedLanguageModel` runs them in
-/// order, exactly as for Core ML, so the chaining is the one the Linux tests check.
+/// order, exactly as for Core ML, so the chaining is the one the Linux tests check. An ane export
+/// (export.json's `graph.target`) is driven through its embed functions with the rotary and mask
+/// inputs `NeuralEngineInputs` computes; a gpu export as before.
 ///
 /// Its calls block until Core AI's async `run` returns (see `BlockingAsync`): drive it through
 /// `Generator.stream`, or otherwise off Swift's cooperative threads.
@@ -21,6 +23,8 @@ public final class CoreAILanguageModel: LanguageModel {
     public var contextLength: Int { manifest.contextLength }
     public var prefillLength: Int { manifest.prefillLength }
     public var vocabularySize: Int { manifest.vocabSize }
+    /// False for an ane export: the prompt's last token is decoded for the logits.
+    public var prefillGivesLogits: Bool { chained.prefillGivesLogits }
 
     private let chained: ChunkedLanguageModel<CoreAIChunk>
 
@@ -61,7 +65,8 @@ public final class CoreAILanguageModel: LanguageModel {
         chained = try ChunkedLanguageModel(
             chunks: chunks, contextLength: manifest.contextLength, prefillLength: manifest.prefillLength,
             vocabularySize: vocabulary, tokenTensor: { Self.int32Array($0, shape: [1, $0.count]) },
-            logitRows: { try Self.logitRows($0, count: $1, vocabulary: vocabulary) })
+            logitRows: { try Self.logitRows($0, count: $1, vocabulary: vocabulary) },
+            neuralEngine: manifest.neuralEngineInputs)
     }
 
     public func reset() throws { try chained.reset() }

@@ -7,13 +7,17 @@ import Foundation
 
 /// An elm-export on Core ML, driven as export.json describes. Each package (one, or several for a
 /// split export) is one `CoreMLChunk`; `ChunkedLanguageModel` runs them in order, so the chaining
-/// that runs here is the one the Linux tests check with scripted chunks.
+/// that runs here is the one the Linux tests check with scripted chunks. An ane export (export.json's
+/// `graph.target`) is driven through its embed functions with the rotary and mask inputs
+/// `NeuralEngineInputs` computes; a gpu export as before.
 @available(macOS 15.0, iOS 18.0, *)
 public final class CoreMLLanguageModel: LanguageModel {
     public let manifest: ExportManifest
     public var contextLength: Int { manifest.contextLength }
     public var prefillLength: Int { manifest.prefillLength }
     public var vocabularySize: Int { manifest.vocabSize }
+    /// False for an ane export: the prompt's last token is decoded for the logits.
+    public var prefillGivesLogits: Bool { chained.prefillGivesLogits }
 
     private let chained: ChunkedLanguageModel<CoreMLChunk>
 
@@ -53,7 +57,8 @@ public final class CoreMLLanguageModel: LanguageModel {
         chained = try ChunkedLanguageModel(
             chunks: chunks, contextLength: manifest.contextLength, prefillLength: manifest.prefillLength,
             vocabularySize: vocabulary, tokenTensor: CoreMLLanguageModel.tokenTensor,
-            logitRows: { try CoreMLLanguageModel.logitRows($0, count: $1, vocabulary: vocabulary) })
+            logitRows: { try CoreMLLanguageModel.logitRows($0, count: $1, vocabulary: vocabulary) },
+            neuralEngine: manifest.neuralEngineInputs)
     }
 
     public func reset() throws { try chained.reset() }
@@ -67,7 +72,7 @@ public final class CoreMLLanguageModel: LanguageModel {
     }
 
     /// The first chunk's input_ids, int32 [1, T].
-    private static func tokenTensor(_ ids: [Int32]) throws -> MLMultiArray {
+    static func tokenTensor(_ ids: [Int32]) throws -> MLMultiArray {
         let input = try MLMultiArray(shape: [1, NSNumber(value: ids.count)], dataType: .int32)
         input.withUnsafeMutableBufferPointer(ofType: Int32.self) { buffer, strides in
             for (i, id) in ids.enumerated() { buffer[i * strides[1]] = id }
@@ -110,23 +115,31 @@ public final class CoreMLLanguageModel: LanguageModel {
 
 /// One package on Core ML: its "prefill" and "decode" functions loaded as two MLModels that share
 /// one MLState (prefill writes the cache that decode reads). Each chunk of a split export has its
-/// own state, made from its own model, since its cache holds only its own layers.
+/// own state, made from its own model, since its cache holds only its own layers. The first chunk
+/// of an ane export also has "embed_prefill" and "embed_decode", stateless.
 @available(macOS 15.0, iOS 18.0, *)
 final class CoreMLChunk: ModelChunk {
     let spec: ChunkSpec
     private let prefillModel: MLModel
     private let decodeModel: MLModel
+    /// embed_prefill and embed_decode (ane, first chunk); nil otherwise.
+    private let embedModels: (prefill: MLModel, decode: MLModel)?
 
     init(compiledModel: URL, spec: ChunkSpec, computeUnits: ComputeUnits) throws {
-        func load(_ function: ModelFunction) throws -> MLModel {
+        func load(_ function: String) throws -> MLModel {
             let configuration = MLModelConfiguration()
             configuration.computeUnits = computeUnits.mlComputeUnits
-            configuration.functionName = function.rawValue
+            configuration.functionName = function
             return try MLModel(contentsOf: compiledModel, configuration: configuration)
         }
         self.spec = spec
-        prefillModel = try load(.prefill)
-        decodeModel = try load(.decode)
+        prefillModel = try load(ModelFunction.prefill.rawValue)
+        decodeModel = try load(ModelFunction.decode.rawValue)
+        if spec.embedPrefill != nil, spec.embedDecode != nil {
+            embedModels = (try load(ChunkSpec.embedPrefill), try load(ChunkSpec.embedDecode))
+        } else {
+            embedModels = nil
+        }
     }
 
     func makeState() throws -> MLState {
@@ -136,17 +149,74 @@ final class CoreMLChunk: ModelChunk {
     /// `input` is input_ids (first chunk) or the previous chunk's hidden_out, passed on as Core ML
     /// gave it (float16, whatever its strides), with no copy.
     func predict(_ function: ModelFunction, input: MLMultiArray, position: Int, state: MLState) throws -> MLMultiArray {
-        let positionArray = try MLMultiArray(shape: [1], dataType: .int32)
-        positionArray[0] = NSNumber(value: Int32(position))
         let features = try MLDictionaryFeatureProvider(dictionary: [
             spec.input: MLFeatureValue(multiArray: input),
-            ChunkSpec.position: MLFeatureValue(multiArray: positionArray),
+            ChunkSpec.position: MLFeatureValue(multiArray: try Self.positionArray(position)),
         ])
         let model = function == .prefill ? prefillModel : decodeModel
         let output = try model.prediction(from: features, using: state, options: MLPredictionOptions())
-        guard let tensor = output.featureValue(for: spec.output)?.multiArrayValue else {
-            throw GenerationError.modelOutput("\(spec.package) gave no '\(spec.output)' output")
+        return try tensor(spec.output, of: output)
+    }
+
+    /// ane: input_ids [1, T] → hidden_out [1, T, model_dim] by the embed function (no state).
+    func embed(_ call: NeuralEngineCall, ids: MLMultiArray) throws -> MLMultiArray {
+        guard let embedModels else {
+            throw GenerationError.modelOutput("\(spec.package) has no '\(call.embedFunction)' function in export.json; export the model again")
+        }
+        let features = try MLDictionaryFeatureProvider(dictionary: [ChunkSpec.inputIDs: MLFeatureValue(multiArray: ids)])
+        let model = call.function == .prefill ? embedModels.prefill : embedModels.decode
+        return try tensor(ChunkSpec.hiddenOut, of: try model.prediction(from: features, options: MLPredictionOptions()))
+    }
+
+    /// ane: the body function on hidden_in with the call's position, rotary and mask. The last
+    /// chunk's prefill gives hidden_out (no logits), returned for the chain to drop.
+    func predict(_ call: NeuralEngineCall, input: MLMultiArray, state: MLState) throws -> MLMultiArray {
+        let features = try MLDictionaryFeatureProvider(dictionary: [
+            spec.input: MLFeatureValue(multiArray: input),
+            ChunkSpec.position: MLFeatureValue(multiArray: try Self.positionArray(call.position)),
+            ChunkSpec.rotary: MLFeatureValue(multiArray: try Self.float16Array(call.rotary, shape: call.rotaryShape)),
+            ChunkSpec.mask: MLFeatureValue(multiArray: try Self.float16Array(call.mask, shape: call.maskShape)),
+        ])
+        let model = call.function == .prefill ? prefillModel : decodeModel
+        let output = try model.prediction(from: features, using: state, options: MLPredictionOptions())
+        return try tensor(spec.outputName(of: call.function), of: output)
+    }
+
+    private func tensor(_ name: String, of output: any MLFeatureProvider) throws -> MLMultiArray {
+        guard let tensor = output.featureValue(for: name)?.multiArrayValue else {
+            throw GenerationError.modelOutput("\(spec.package) gave no '\(name)' output")
         }
         return tensor
+    }
+
+    private static func positionArray(_ position: Int) throws -> MLMultiArray {
+        let array = try MLMultiArray(shape: [1], dataType: .int32)
+        array[0] = NSNumber(value: Int32(position))
+        return array
+    }
+
+    /// A float16 array of `shape` holding `bits` (row-major), written through the array's strides.
+    /// Raw bytes, since `Float16` does not exist on Intel Macs.
+    static func float16Array(_ bits: [UInt16], shape: [Int]) throws -> MLMultiArray {
+        let array = try MLMultiArray(shape: shape.map { NSNumber(value: $0) }, dataType: .float16)
+        array.withUnsafeMutableBytes { raw, strides in
+            var index = 0
+            var element = [Int](repeating: 0, count: shape.count)
+            while index < bits.count {
+                var offset = 0
+                for axis in shape.indices { offset += element[axis] * strides[axis] }
+                raw.storeBytes(of: bits[index], toByteOffset: offset * 2, as: UInt16.self)
+                index += 1
+                // Next element in row-major order.
+                var axis = shape.count - 1
+                while axis >= 0 {
+                    element[axis] += 1
+                    if element[axis] < shape[axis] { break }
+                    element[axis] = 0
+                    axis -= 1
+                }
+            }
+        }
+        return array
     }
 }

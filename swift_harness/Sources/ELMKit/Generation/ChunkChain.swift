@@ -11,6 +11,30 @@ public protocol ModelChunk {
 
     /// Runs `function` on `input` for the tokens at `position`, `position + 1`, ... and returns the output.
     func predict(_ function: ModelFunction, input: Tensor, position: Int, state: State) throws -> Tensor
+
+    /// The ane target's token lookup (first chunk only): `call.embedFunction` on input_ids [1, T],
+    /// giving hidden_out [1, T, model_dim]. Stateless.
+    func embed(_ call: NeuralEngineCall, ids: Tensor) throws -> Tensor
+
+    /// The ane target's body call: `call.function` on hidden_in with the call's position, rotary
+    /// and mask; returns the chunk's output (logits from the last chunk's decode, else hidden_out).
+    func predict(_ call: NeuralEngineCall, input: Tensor, state: State) throws -> Tensor
+}
+
+/// Chunks of gpu exports need neither ane call.
+public struct NeuralEngineCallUnsupported: Error, CustomStringConvertible {
+    public let chunk: String
+    public var description: String { "\(chunk) does not run the Neural Engine (ane) graph's calls" }
+}
+
+extension ModelChunk {
+    public func embed(_ call: NeuralEngineCall, ids: Tensor) throws -> Tensor {
+        throw NeuralEngineCallUnsupported(chunk: "\(Self.self)")
+    }
+
+    public func predict(_ call: NeuralEngineCall, input: Tensor, state: State) throws -> Tensor {
+        throw NeuralEngineCallUnsupported(chunk: "\(Self.self)")
+    }
 }
 
 /// Runs a call through every chunk in order: the same function and position for each, chunk k's
@@ -38,16 +62,34 @@ public final class ChunkChain<Chunk: ModelChunk> {
         }
         return tensor
     }
+
+    /// One call of the ane graph: the first chunk's embed function looks `ids` up, then every
+    /// chunk in order runs the body function with the same position, rotary and mask, each on its
+    /// own state, its hidden_out the next chunk's hidden_in. The last chunk's output is the result.
+    public func run(_ call: NeuralEngineCall, ids: Chunk.Tensor) throws -> Chunk.Tensor {
+        var tensor = try chunks[0].embed(call, ids: ids)
+        for (chunk, state) in zip(chunks, states) {
+            tensor = try chunk.predict(call, input: tensor, state: state)
+        }
+        return tensor
+    }
 }
 
 /// A `LanguageModel` over a chain of chunks (one chunk for an unsplit export): pads prefill calls
 /// to `prefillLength`, runs the chain, and reads the logits rows of the real tokens. The tensor
 /// conversions at the two ends are given by the backend.
+///
+/// Given `neuralEngine` (an ane export), every call goes through the embed function and carries
+/// the rotary rows and mask computed for it, and prefill returns no logits (`prefillGivesLogits`
+/// is false): `Generator` decodes the prompt's last token for them.
 public final class ChunkedLanguageModel<Chunk: ModelChunk>: LanguageModel {
     public let contextLength: Int
     public let prefillLength: Int
     public let vocabularySize: Int
     public let chain: ChunkChain<Chunk>
+    /// The ane target's caller-computed inputs; nil for gpu.
+    public let neuralEngine: NeuralEngineInputs?
+    public var prefillGivesLogits: Bool { neuralEngine == nil }
     private let tokenTensor: ([Int32]) throws -> Chunk.Tensor
     private let logitRows: (Chunk.Tensor, Int) throws -> LogitRows
 
@@ -56,7 +98,9 @@ public final class ChunkedLanguageModel<Chunk: ModelChunk>: LanguageModel {
     ///   - logitRows: the first `count` rows of the last chunk's output, cut to the vocabulary.
     public init(chunks: [Chunk], contextLength: Int, prefillLength: Int, vocabularySize: Int,
                 tokenTensor: @escaping ([Int32]) throws -> Chunk.Tensor,
-                logitRows: @escaping (_ output: Chunk.Tensor, _ count: Int) throws -> LogitRows) throws {
+                logitRows: @escaping (_ output: Chunk.Tensor, _ count: Int) throws -> LogitRows,
+                neuralEngine: NeuralEngineInputs? = nil) throws {
+        self.neuralEngine = neuralEngine
         self.contextLength = contextLength
         self.prefillLength = prefillLength
         self.vocabularySize = vocabularySize
@@ -74,12 +118,22 @@ public final class ChunkedLanguageModel<Chunk: ModelChunk>: LanguageModel {
         // Pad to the fixed prefill length; the padding's logits are never read and its cache
         // entries sit beyond the real tokens, to be overwritten by later ones.
         let padded = tokens + Array(repeating: 0, count: prefillLength - tokens.count)
+        if let neuralEngine {
+            // Writes the cache; its output (hidden_out) is not read.
+            _ = try chain.run(neuralEngine.call(.prefill, position: position, tokens: prefillLength), ids: try tokenTensor(padded))
+            return .none
+        }
         let output = try chain.run(.prefill, input: try tokenTensor(padded), position: position)
         return try logitRows(output, tokens.count)
     }
 
     public func decode(token: Int32, position: Int) throws -> [Float] {
-        let output = try chain.run(.decode, input: try tokenTensor([token]), position: position)
+        let output: Chunk.Tensor
+        if let neuralEngine {
+            output = try chain.run(neuralEngine.call(.decode, position: position, tokens: 1), ids: try tokenTensor([token]))
+        } else {
+            output = try chain.run(.decode, input: try tokenTensor([token]), position: position)
+        }
         return try logitRows(output, 1)[0]
     }
 }

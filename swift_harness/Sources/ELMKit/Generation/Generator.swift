@@ -4,7 +4,9 @@ import Foundation
 ///
 /// Driving rules (export.json "elm-export/1"): the prompt is cut into chunks of `prefillLength`
 /// fed at position = chunk start (the model pads the last one); the next-token logits are the
-/// row of the last real token; each new token is then fed at its index in the sequence. The
+/// row of the last real token; each new token is then fed at its index in the sequence. A model
+/// whose prefill gives no logits (an ane export) gets every prompt token but the last through
+/// prefill, and the last through decode, which gives the logits (`PromptPlan`). The
 /// sequence never grows past `contextLength` tokens (as the Python reference's `generate`).
 ///
 /// One generation at a time: a model's calls share its state (Core ML's MLState.h: predictions
@@ -97,27 +99,28 @@ public final class Generator: @unchecked Sendable {
         }
     }
 
-    /// Feeds the prompt and returns the logits after its last token.
+    /// Feeds the prompt and returns the logits after its last token, calling the model as
+    /// `PromptPlan` says (gpu: prefill gives them; ane: the last prompt token's decode does).
     private func prefill(_ tokens: [Int]) throws -> [Float] {
         let chunkLength = model.prefillLength
         guard chunkLength > 0 else { throw GenerationError.modelOutput("prefillLength is \(chunkLength)") }
+        let givesLogits = model.prefillGivesLogits
         var logits: [Float] = []
-        var chunkStart = 0
-        while chunkStart < tokens.count {
-            // A padded chunk must fit in the cache; near the end of the context feed tokens one by one.
-            guard chunkStart + chunkLength <= model.contextLength else {
-                for position in chunkStart..<tokens.count {
-                    logits = try row(model.decode(token: Int32(tokens[position]), position: position), "decode")
+        let plan = PromptPlan.calls(promptLength: tokens.count, prefillLength: chunkLength,
+                                    contextLength: model.contextLength, prefillGivesLogits: givesLogits)
+        for call in plan {
+            switch call {
+            case .prefill(let range):
+                let chunk = tokens[range].map { Int32($0) }
+                let rows = try model.prefill(tokens: chunk, position: range.lowerBound)
+                guard givesLogits else { continue }  // ane: the cache is written, no logits to read
+                guard rows.count == chunk.count else {
+                    throw GenerationError.modelOutput("prefill of \(chunk.count) tokens returned \(rows.count) logits rows")
                 }
-                return logits
+                logits = try row(rows[chunk.count - 1], "prefill")
+            case .decode(let position):
+                logits = try row(model.decode(token: Int32(tokens[position]), position: position), "decode")
             }
-            let chunk = tokens[chunkStart..<min(chunkStart + chunkLength, tokens.count)].map { Int32($0) }
-            let rows = try model.prefill(tokens: chunk, position: chunkStart)
-            guard rows.count == chunk.count else {
-                throw GenerationError.modelOutput("prefill of \(chunk.count) tokens returned \(rows.count) logits rows")
-            }
-            logits = try row(rows[chunk.count - 1], "prefill")
-            chunkStart += chunkLength
         }
         return logits
     }

@@ -12,12 +12,22 @@ public protocol LanguageModel: AnyObject {
     /// Forgets every token seen so far (a fresh KV cache).
     func reset() throws
 
+    /// False for a model whose prefill gives no logits (an ane export, "prompt_opt"): `Generator`
+    /// then prefills all of the prompt but its last token and decodes that one for the logits
+    /// (see `PromptPlan`). True unless a model says otherwise.
+    var prefillGivesLogits: Bool { get }
+
     /// Feeds `tokens` (1...prefillLength of them) at positions `position`, `position + 1`, ...
-    /// and returns one logits row per given token (not for the padding).
+    /// and returns one logits row per given token (not for the padding); no rows at all when
+    /// `prefillGivesLogits` is false.
     func prefill(tokens: [Int32], position: Int) throws -> LogitRows
 
     /// Feeds one token at `position` and returns the logits for the token after it.
     func decode(token: Int32, position: Int) throws -> [Float]
+}
+
+extension LanguageModel {
+    public var prefillGivesLogits: Bool { true }
 }
 
 /// Logits rows read on demand: a prefill chunk yields up to prefillLength × vocabulary scores but
@@ -34,6 +44,9 @@ public struct LogitRows {
     public init(_ rows: [[Float]]) {
         self.init(count: rows.count) { rows[$0] }
     }
+
+    /// No rows: what a prefill without logits (ane) returns.
+    public static var none: LogitRows { LogitRows(count: 0) { _ in [] } }
 
     public subscript(index: Int) -> [Float] {
         precondition(index >= 0 && index < count, "logits row \(index) out of 0..<\(count)")

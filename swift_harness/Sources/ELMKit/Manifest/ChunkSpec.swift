@@ -11,6 +11,11 @@ public struct ChunkSpec: Sendable, Equatable {
     /// The two states (the KV cache) every chunk has, shared by its prefill and decode functions.
     public static let keyCache = "key_cache"
     public static let valueCache = "value_cache"
+    /// The ane target's inputs the caller computes (`NeuralEngineInputs`), and its embed functions.
+    public static let rotary = "rotary"
+    public static let mask = "mask"
+    public static let embedPrefill = "embed_prefill"
+    public static let embedDecode = "embed_decode"
 
     /// The package's file name, relative to the export folder: an .mlpackage (or compiled
     /// .mlmodelc) for Core ML, an .aimodel folder for Core AI.
@@ -24,6 +29,10 @@ public struct ChunkSpec: Sendable, Equatable {
     public let output: String
     public let prefill: FunctionSpec
     public let decode: FunctionSpec
+    /// The ane target's token lookups, input_ids [1, T] → hidden_out [1, T, model_dim]: in the
+    /// first chunk only, without states; nil otherwise (and in every gpu export).
+    public let embedPrefill: FunctionSpec?
+    public let embedDecode: FunctionSpec?
     public let states: [TensorSpec]
     public let packageBytes: Int?
     /// Content hash of this package's weight file (Core ML only; Core AI chunks list `files` alone).
@@ -34,7 +43,7 @@ public struct ChunkSpec: Sendable, Equatable {
 
     public init(package: String, layers: Range<Int>?, input: String, output: String, prefill: FunctionSpec,
                 decode: FunctionSpec, states: [TensorSpec], packageBytes: Int? = nil, weightsSHA256: String? = nil,
-                files: [PackageFile]? = nil) {
+                files: [PackageFile]? = nil, embedPrefill: FunctionSpec? = nil, embedDecode: FunctionSpec? = nil) {
         self.package = package
         self.layers = layers
         self.input = input
@@ -45,6 +54,8 @@ public struct ChunkSpec: Sendable, Equatable {
         self.packageBytes = packageBytes
         self.weightsSHA256 = weightsSHA256
         self.files = files
+        self.embedPrefill = embedPrefill
+        self.embedDecode = embedDecode
     }
 
     public func function(_ function: ModelFunction) -> FunctionSpec {
@@ -52,6 +63,23 @@ public struct ChunkSpec: Sendable, Equatable {
         case .prefill: return prefill
         case .decode: return decode
         }
+    }
+
+    /// The embed function (ane, first chunk) that goes with `function`, nil when the chunk has none.
+    public func embed(_ function: ModelFunction) -> FunctionSpec? {
+        switch function {
+        case .prefill: return embedPrefill
+        case .decode: return embedDecode
+        }
+    }
+
+    /// "embed_prefill" or "embed_decode".
+    public static func embedFunctionName(_ function: ModelFunction) -> String { "embed_" + function.rawValue }
+
+    /// The output `function` gives: the chunk's `output`, except where the function lacks it — the
+    /// ane target's prefill of the last chunk gives hidden_out (nobody reads it) and no logits.
+    public func outputName(of function: ModelFunction) -> String {
+        self.function(function).output(output) != nil ? output : Self.hiddenOut
     }
 
     /// "layers 2-4" (inclusive, as the exporter's log writes it), or "" when unknown.

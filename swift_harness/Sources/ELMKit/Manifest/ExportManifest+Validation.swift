@@ -12,6 +12,11 @@ extension ExportManifest {
         guard logitsPieces > 0, logitsPieceSize > 0, logitsPieces * logitsPieceSize >= vocabSize else {
             throw fail("logits_layout (\(logitsPieces) pieces × \(logitsPieceSize)) does not cover vocab_size \(vocabSize)")
         }
+        if graph.target == .ane {
+            guard let headDim, headDim > 0, headDim % 2 == 0, let ropeFreqConstant, ropeFreqConstant > 0 else {
+                throw fail("graph.target is 'ane' but model.head_dim (positive, even) or model.rope_freq_constant is missing; the caller needs them for the rotary input; export the model again")
+            }
+        }
         if formats.contains(.coreML) {
             guard !chunks.isEmpty else { throw fail("chunks is empty but formats lists 'coreml'; export the model again") }
             try validateChain(chunks, paths: coreMLPaths, fail: fail)
@@ -30,9 +35,16 @@ extension ExportManifest {
         for (i, chunk) in chunks.enumerated() {
             let path = paths[i]
             let isFirst = i == 0, isLast = i == chunks.count - 1
-            let wantedInput = isFirst ? ChunkSpec.inputIDs : ChunkSpec.hiddenIn
-            guard chunk.input == wantedInput else {
-                throw fail("\(path)input is '\(chunk.input)', expected '\(wantedInput)': the first chunk takes the token ids, each later one the hidden state of the chunk before it")
+            if graph.target == .ane {
+                guard chunk.input == ChunkSpec.hiddenIn else {
+                    throw fail("\(path)input is '\(chunk.input)', expected '\(ChunkSpec.hiddenIn)': every body function of the Neural Engine graph takes the hidden state (the first chunk's embed functions take the ids)")
+                }
+                if isFirst { try validateEmbed(chunk, path: path, fail: fail) }
+            } else {
+                let wantedInput = isFirst ? ChunkSpec.inputIDs : ChunkSpec.hiddenIn
+                guard chunk.input == wantedInput else {
+                    throw fail("\(path)input is '\(chunk.input)', expected '\(wantedInput)': the first chunk takes the token ids, each later one the hidden state of the chunk before it")
+                }
             }
             let wantedOutput = isLast ? ChunkSpec.logits : ChunkSpec.hiddenOut
             guard chunk.output == wantedOutput else {
@@ -54,7 +66,13 @@ extension ExportManifest {
         let spec = chunk.function(function)
         let at = "\(path)functions.\(function.rawValue)"
         guard let input = spec.input(chunk.input) else { throw fail("\(at) has no '\(chunk.input)' input") }
-        if let (before, beforePath) = previous {
+        if graph.target == .ane, previous == nil {
+            // The hand-off from the embed function (checked before).
+            let given = chunk.embed(function)!.output(ChunkSpec.hiddenOut)!
+            guard input.shape == given.shape, input.dtype == given.dtype else {
+                throw fail("\(at).hidden_in is \(input.dtype) \(input.shape) but \(path)functions.\(ChunkSpec.embedFunctionName(function)).hidden_out is \(given.dtype) \(given.shape); the functions do not fit together")
+            }
+        } else if let (before, beforePath) = previous {
             // The hand-off: exactly what the chunk before gives.
             let given = before.function(function).output(ChunkSpec.hiddenOut)!
             guard input.shape == given.shape, input.dtype == given.dtype else {
@@ -66,14 +84,46 @@ extension ExportManifest {
         }
         guard let position = spec.input(ChunkSpec.position) else { throw fail("\(at) has no 'position' input") }
         guard position.dtype == "int32" else { throw fail("\(at).position is \(position.dtype), expected int32") }
-        guard let output = spec.output(chunk.output) else { throw fail("\(at) has no '\(chunk.output)' output") }
-        if isLast {
+        if graph.target == .ane { try validateCallerInputs(spec, at: at, tokens: tokens, fail: fail) }
+        // The ane target's prefill gives no logits: the last chunk's gives hidden_out, never read.
+        let outputName = graph.target == .ane && function == .prefill ? ChunkSpec.hiddenOut : chunk.output
+        guard let output = spec.output(outputName) else { throw fail("\(at) has no '\(outputName)' output") }
+        if isLast && outputName == ChunkSpec.logits {
             guard output.shape == [1, tokens, logitsPieces, logitsPieceSize] else {
                 throw fail("\(at).logits has shape \(output.shape), expected [1, \(tokens), \(logitsPieces), \(logitsPieceSize)] from logits_layout")
             }
         } else {
             guard output.shape.count == 3, output.shape[0] == 1, output.shape[1] == tokens, output.shape[2] > 0 else {
                 throw fail("\(at).hidden_out has shape \(output.shape), expected [1, \(tokens), model_dim]")
+            }
+        }
+    }
+
+    /// The ane target's first chunk: embed_prefill and embed_decode, input_ids [1, T] int32 → hidden_out [1, T, model_dim].
+    private func validateEmbed(_ chunk: ChunkSpec, path: String, fail: (String) -> ManifestError) throws {
+        for function in ModelFunction.allCases {
+            let tokens = function == .prefill ? prefillLength : 1
+            let at = "\(path)functions.\(ChunkSpec.embedFunctionName(function))"
+            guard let spec = chunk.embed(function) else {
+                throw fail("\(at) is missing: the first chunk of a Neural Engine (ane) export looks the token ids up with it; export the model again")
+            }
+            guard let ids = spec.input(ChunkSpec.inputIDs), ids.shape == [1, tokens], ids.dtype == "int32" else {
+                throw fail("\(at) should take input_ids int32 [1, \(tokens)]")
+            }
+            guard let hidden = spec.output(ChunkSpec.hiddenOut), hidden.shape.count == 3, hidden.shape[0] == 1,
+                  hidden.shape[1] == tokens, hidden.shape[2] > 0 else {
+                throw fail("\(at) should give hidden_out [1, \(tokens), model_dim]")
+            }
+        }
+    }
+
+    /// The ane target's body inputs the caller computes: rotary [1, T, 2 * head_dim] and mask [1, T, context_length], float16.
+    private func validateCallerInputs(_ spec: FunctionSpec, at: String, tokens: Int, fail: (String) -> ManifestError) throws {
+        let wanted = [(ChunkSpec.rotary, [1, tokens, 2 * (headDim ?? 0)]), (ChunkSpec.mask, [1, tokens, contextLength])]
+        for (name, shape) in wanted {
+            guard let input = spec.input(name) else { throw fail("\(at) has no '\(name)' input") }
+            guard input.shape == shape, input.dtype == "float16" else {
+                throw fail("\(at).\(name) is \(input.dtype) \(input.shape), expected float16 \(shape)")
             }
         }
     }

@@ -28,6 +28,19 @@ public struct ExportManifest: Sendable {
     public let layerCount: Int?
     public let logitsPieces: Int
     public let logitsPieceSize: Int
+    /// export.json's `graph`: how the functions are called (gpu for manifests without it).
+    public let graph: GraphContract
+    /// `model.head_dim`, `model.rope_freq_constant`, `model.model_dim`, when the manifest has them
+    /// (an ane export needs the first two: the caller computes the rotary rows).
+    public let headDim: Int?
+    public let ropeFreqConstant: Double?
+    public let modelDim: Int?
+
+    /// The graph the export was built as: gpu (ids in, logits from prefill and decode) or ane.
+    public var graphTarget: GraphTarget { graph.target }
+
+    /// The rotary and mask inputs an ane export takes each call; nil for gpu.
+    public var neuralEngineInputs: NeuralEngineInputs? { NeuralEngineInputs(manifest: self) }
 
     /// The packages of `format` in calling order (empty when the folder does not hold it).
     public func chunks(for format: ExportFormat) -> [ChunkSpec] {
@@ -110,7 +123,12 @@ public struct ExportManifest: Sendable {
         let layout = try fields.object("logits_layout")
         logitsPieces = try layout.int("pieces")
         logitsPieceSize = try layout.int("piece_size")
-        layerCount = try fields.optionalObject("model")?.optionalInt("num_transformer_layers")
+        let model = try fields.optionalObject("model")
+        layerCount = try model?.optionalInt("num_transformer_layers")
+        headDim = try model?.optionalInt("head_dim")
+        ropeFreqConstant = try model?.optionalDouble("rope_freq_constant")
+        modelDim = try model?.optionalInt("model_dim")
+        graph = try Self.graphContract(fields, source: source)
         formats = try Self.formats(fields, source: source)
         let coreML = try Self.coreMLChunks(fields, holdsCoreML: formats.contains(.coreML), layerCount: layerCount, source: source)
         chunks = coreML.chunks
@@ -164,7 +182,9 @@ public struct ExportManifest: Sendable {
                          states: try fields.objects("states").map(TensorSpec.init),
                          packageBytes: try fields.optionalInt("package_bytes"),
                          weightsSHA256: (try? fields.optionalString("weights_sha256")) ?? nil,
-                         files: try packageFiles(fields))
+                         files: try packageFiles(fields),
+                         embedPrefill: try optionalFunction(functions, ChunkSpec.embedPrefill),
+                         embedDecode: try optionalFunction(functions, ChunkSpec.embedDecode))
     }
 
     private static func unsplitChunk(_ fields: JSONFields, layerCount: Int?) throws -> ChunkSpec {
@@ -187,6 +207,10 @@ public struct ExportManifest: Sendable {
             }
             return PackageFile(path: path, sha256: sha.lowercased())
         }
+    }
+
+    private static func optionalFunction(_ functions: JSONFields, _ name: String) throws -> FunctionSpec? {
+        functions.optional(name) == nil ? nil : try function(functions, name)
     }
 
     private static func function(_ functions: JSONFields, _ name: String) throws -> FunctionSpec {
