@@ -53,17 +53,18 @@ def rewrite(folder, change):
 
 
 def test_state_carries_across_32_decode_calls_to_the_last_slot(both):
-    """Prefill 16 tokens, then 48 decode calls up to position 63 (the last cache slot), in Apple's runtime."""
+    """Prefill 15 tokens, then 49 decode calls up to position 63 (the last cache slot), in Apple's runtime."""
     manifest = read_manifest(both)
     chunk = manifest["coreai"]["chunks"][0]
     tokens = sample_ids(both, manifest["vocab_size"], manifest["bos_token_id"], CONTEXT)
     executor = CoreAIExecutor(both / chunk["package"], chunk)
     try:
-        logits, calls = package_run(RecordedChunk(executor, chunk, None), manifest, tokens, PREFILL)
+        logits, calls, first = package_run(RecordedChunk(executor, chunk, None), manifest, tokens, PREFILL)
     finally:
         executor.close()
-    reference = logits_for(source_model(manifest, None), tokens)
-    assert calls == 1 and logits.shape[0] == CONTEXT  # 1 prefill call + 48 decode calls
+    reference = logits_for(source_model(manifest, None), tokens)[first:]
+    # The ane graph: 1 prefill call (15 tokens, no logits), then 49 decode calls from the prompt's last token.
+    assert calls == 1 and first == PREFILL - 1 and logits.shape[0] == CONTEXT - first
     shifted = reference - reference.max(-1, keepdims=True)
     p = np.exp(shifted) / np.exp(shifted).sum(-1, keepdims=True)
     q = logits - logits.max(-1, keepdims=True)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from exporter.errors import ExportError
-from exporter.graph import stateful
+from exporter.graph import norm_forms, stateful
 from exporter.model.load import load_checkpoint, random_state_dict, save_checkpoint
 from exporter.model.preflight import measure
 from exporter.pipeline import ExportOptions, export
@@ -48,10 +48,10 @@ def massive_checkpoint(tmp_path_factory):
     return folder
 
 
-def export_and_verify(folder, out):
-    export(ExportOptions(model_dir=folder, tokenizer=None, quant="none", prefill_length=8, output=out,
-                         verify=False))
-    return verify_export(out, tokens=30, steps=32)
+def export_and_verify(folder, out, target="ane"):
+    result = export(ExportOptions(model_dir=folder, tokenizer=None, quant="none", prefill_length=8, output=out,
+                                  verify=False, target=target))
+    return verify_export(out, tokens=30, steps=32), result.manifest
 
 
 def test_preflight_sees_the_massive_residual(massive_checkpoint):
@@ -60,8 +60,12 @@ def test_preflight_sees_the_massive_residual(massive_checkpoint):
     assert ranges.status == "warn"  # inside float16, but with less than 4× headroom
 
 
-def test_float16_package_keeps_a_3e4_residual_stream(massive_checkpoint, tmp_path):
-    report = export_and_verify(massive_checkpoint, tmp_path / "safe")
+@pytest.mark.parametrize("target", ["ane", "gpu"])
+def test_float16_package_keeps_a_3e4_residual_stream(massive_checkpoint, tmp_path, target):
+    report, manifest = export_and_verify(massive_checkpoint, tmp_path / "safe", target)
+    if target == "ane":  # the residual stream's norms are max-scaled: the preflight saw 3e4 at their inputs
+        forms = {name: choice["form"] for name, choice in manifest["graph"]["norms"].items()}
+        assert forms["layers.1.attn_norm"] == forms["final_norm"] == "max_scaled"
     assert report.activation_range["layers"][0]["residual"] >= 2e4
     assert report.reference.nonfinite == 0
     assert report.reference.greedy_agree and report.decode_steps == 32
@@ -74,9 +78,19 @@ def test_naive_rmsnorm_graph_fails_the_same_check(massive_checkpoint, tmp_path, 
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * weight  # x² overflows float16 above 256
 
     monkeypatch.setattr(stateful, "rms_norm_fp16_safe", naive_rms_norm)
-    report = export_and_verify(massive_checkpoint, tmp_path / "naive")
+    report, _ = export_and_verify(massive_checkpoint, tmp_path / "naive", "gpu")
     assert not report.passed
     assert report.reference.top1_agreement < 0.5
+
+
+def test_layer_norm_form_where_the_preflight_forbids_it_fails_the_same_check(massive_checkpoint, tmp_path,
+                                                                            monkeypatch):
+    """The ane graph's high-level norm squares in float16; chosen for every norm (the headroom rule broken), the
+    executor's float16 layer_norm turns the 3e4 stream's norms to zeros and verification fails."""
+    monkeypatch.setattr(norm_forms, "layer_norm_is_safe", lambda peak, width: True)
+    report, manifest = export_and_verify(massive_checkpoint, tmp_path / "forced", "ane")
+    assert {choice["form"] for choice in manifest["graph"]["norms"].values()} == {"layer_norm"}
+    assert not report.passed
 
 
 def test_export_refuses_a_model_that_overflows_float16(tmp_path):

@@ -27,8 +27,12 @@ def test_split_export_describes_each_chunk(tiny_exports):
     chunks = manifest["chunks"]
     assert len(chunks) == 3 and manifest["package"] is None and manifest["states"] is None
     assert [c["layers"] for c in chunks] == [[0, 2], [2, 5], [5, 6]]
-    assert [(c["input"], c["output"]) for c in chunks] == [("input_ids", "hidden_out"), ("hidden_in", "hidden_out"),
+    # The ane graph (the default): every body takes hidden states; the first chunk alone embeds.
+    assert [(c["input"], c["output"]) for c in chunks] == [("hidden_in", "hidden_out"), ("hidden_in", "hidden_out"),
                                                           ("hidden_in", "logits")]
+    assert [sorted(c["functions"]) for c in chunks] == [["decode", "embed_decode", "embed_prefill", "prefill"],
+                                                       ["decode", "prefill"], ["decode", "prefill"]]
+    assert [o["name"] for o in chunks[2]["functions"]["prefill"]["outputs"]] == ["hidden_out"]  # no logits
     for chunk in chunks:
         assert (split.folder / chunk["package"]).is_dir()
         assert chunk["kv_cache"]["layer_kv_heads"] == manifest["model"]["num_kv_heads"][slice(*chunk["layers"])]
