@@ -23,8 +23,8 @@ test-unit: install
 # Export the embedded OpenELM with the default recipe, verify it, print where it is and the parity report;
 # then Apple's Core AI runtime checks our executor on the same weights (elm-verify --cross-check, ~50 s).
 demo: install
-	$(BIN)/elm-export --size tiny --output out/OpenELM-tiny-int4 --force
-	@$(BIN)/elm-verify out/OpenELM-tiny-int4 --cross-check > out/cross-check.txt; status=$$?; \
+	$(BIN)/elm-export --size tiny --output out/OpenELM-tiny --force
+	@$(BIN)/elm-verify out/OpenELM-tiny --cross-check > out/cross-check.txt; status=$$?; \
 		tail -n 1 out/cross-check.txt; exit $$status
 
 # Benchmarks (never part of `make test`): BENCH_ARGS="--sizes 450m --recipes int4" runs one at a time.

@@ -19,8 +19,8 @@ import click  # noqa: E402
 
 from exporter.checkpoint.tokenizer import DEFAULT_TOKENIZER
 from exporter.errors import ExportError
-from exporter.model.presets import SIZE_CHOICES
 from exporter.graph.signature import DEFAULT_TARGET, TARGETS
+from exporter.model.presets import SIZE_CHOICES
 from quant.recipes import COMPUTE_TARGETS, DEFAULT_GROUP_SIZE, RECIPES, TARGET_RECIPES
 
 

@@ -31,7 +31,8 @@ from exporter.output import atomic_output, refuse_existing
 from exporter.progress import Progress
 from quant.calibrate import calibrate, calibration_plan, calibration_tokens, tokens_needed
 from quant.coreml import Compression
-from quant.recipes import DEFAULT_GROUP_SIZE, GPU as GPU_COMPUTE, NEURAL_ENGINE, TARGET_RECIPES, get_recipe
+from quant.recipes import DEFAULT_GROUP_SIZE, NEURAL_ENGINE, TARGET_RECIPES, get_recipe
+from quant.recipes import GPU as GPU_COMPUTE
 
 FORMATS = {"coreml": ["coreml"], "coreai": ["coreai"], "both": ["coreml", "coreai"]}
 PREFLIGHT_TOKENS = 256  # enough text to see each layer's typical peaks, cheap even for 3B

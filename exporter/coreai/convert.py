@@ -25,7 +25,7 @@ from exporter.graph.functions import (
     output_name,
     state_shapes,
 )
-from exporter.graph.signature import FUNCTIONS, STATE_NAMES
+from exporter.graph.signature import STATE_NAMES
 from exporter.model.openelm import OpenELM
 
 # Ops that only re-view a parameter: a weight constant's torch node leads back to its parameter through them.

@@ -7,9 +7,9 @@ import warnings
 import numpy as np
 import torch
 
+from exporter.coreml.layer_norm_axis import fold_layer_norm_transposes
 from exporter.coreml.lean import lean_conversion, validate
 from exporter.graph.chunks import Chunk
-from exporter.coreml.layer_norm_axis import fold_layer_norm_transposes
 from exporter.graph.functions import example_inputs, input_specs, output_name, state_shapes
 from exporter.graph.signature import STATE_NAMES
 from exporter.graph.stateful import StatefulOpenELM

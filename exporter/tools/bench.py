@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,6 +18,8 @@ import click
 
 from exporter.tools.bench_coreai import coreai_fields, coreai_section
 from exporter.tools.bench_cross_check import section as cross_check_section
+from exporter.tools.bench_targets import graph_targets_section
+from exporter.tools.measure import RSS_LIMIT, last_line, machine, run_measured
 
 RESULTS = Path("benchmarks.json")
 QUALITY = Path("benchmarks_quality.json")  # written by `python -m exporter.tools.quality`
@@ -29,60 +29,6 @@ REPORT = Path("BENCHMARKS.md")
 STAGE_KINDS = ("trace + convert", "fill weights + quantize", "fill weights", "quantize", "save",
                "activation-range preflight")  # first prefix that matches names the stage's kind
 SIZE_ORDER = {"270m": 0, "450m": 1, "1_1b": 2, "3b": 3}
-RSS_LIMIT = 20 * 10**9  # of this 24 GB machine: past it a run is stopped and reported, not left to the OOM killer
-
-
-def rss_of(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def run_measured(command: list[str], env=None, rss_limit: int | None = None) -> tuple[int, float, int, str]:
-    """(exit code, wall seconds, peak RSS bytes, combined output) of a child process.
-
-    rss_limit: kill the child once its resident memory passes this many bytes (so a run that would
-    exhaust the machine is measured as 'over the limit' instead of taking the machine down).
-    """
-    start = time.perf_counter()
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-        killed = False
-        while True:  # wait4 (not poll) reaps the child, so its resource usage is ours to read
-            pid, status, usage = os.wait4(process.pid, 0 if rss_limit is None else os.WNOHANG)
-            if pid:
-                break
-            if not killed and rss_of(process.pid) > rss_limit:
-                process.kill()
-                killed = True
-            time.sleep(0.2)
-        wall = time.perf_counter() - start
-        log.seek(0)
-        output = log.read().decode(errors="replace")
-    if killed:
-        output += f"\nkilled: resident memory passed the {rss_limit / 1e9:.0f} GB limit after {wall:.0f} s"
-    return os.waitstatus_to_exitcode(status), wall, usage.ru_maxrss * 1024, output
-
-
-def last_line(output: str) -> str:
-    return output.strip().splitlines()[-1] if output.strip() else "no output"
-
-
-def machine() -> str:
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB RAM, {platform.system()} {platform.release()}"
 
 
 def reverify_run(record: dict, workdir: Path) -> dict:
@@ -103,8 +49,9 @@ def bench_export(size: str, recipe: str, workdir: Path, context_length: int, ver
                  export_format: str = "coreml") -> dict:
     """One export (without its built-in verification), then elm-verify on it as a separate measured process."""
     out = workdir / (f"{size}-{recipe}" if export_format == "coreml" else f"{size}-{recipe}-{export_format}")
+    # The gpu graph, as every run of this table before --target existed (bench_targets compares the two).
     command = [sys.executable, "-m", "exporter", "--size", size, "--random-weights", "0", "--quant", recipe,
-               "--no-tokenizer", "--context-length", str(context_length), "--output", str(out), "--force",
+               "--target", "gpu", "--no-tokenizer", "--context-length", str(context_length), "--output", str(out), "--force",
                "--no-verify", "--format", export_format]
     load = os.getloadavg()[0]
     code, wall, rss, output = run_measured(command, rss_limit=RSS_LIMIT)
@@ -209,7 +156,7 @@ def write_report(runs: list[dict], machine_text: str) -> None:
         stages = ", ".join(f"{k} {v}" for k, v in r["stage_s"].items())
         lines.append(f"- {r['size']} {r['recipe']}: {stages}")
     lines += coreai_section(exports, coreai, SIZE_ORDER) + cross_check_section(CROSS_CHECK)
-    lines += quality_section() + kmeans_section()
+    lines += quality_section() + kmeans_section() + graph_targets_section()
     REPORT.write_text("\n".join(lines) + "\n")
 
 
@@ -333,6 +280,7 @@ def main(sizes, recipes, context_length, baseline, verify, workdir, quality, rev
         subprocess.run([sys.executable, "-m", "exporter.tools.quality", "--output", str(QUALITY)], check=True)
         subprocess.run([sys.executable, "-m", "exporter.tools.bench_cross_check", "--output", str(CROSS_CHECK)],
                        check=True)
+        subprocess.run([sys.executable, "-m", "exporter.tools.bench_targets"], check=True)
     machine_text = machine()
 
     run_id = time.strftime("%Y-%m-%dT%H:%M:%S")

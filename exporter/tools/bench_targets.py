@@ -17,7 +17,7 @@ import click
 
 from exporter.graph.vocab import vocab_split
 from exporter.model.config import OpenELMConfig
-from exporter.tools.bench import RSS_LIMIT, last_line, machine, run_measured
+from exporter.tools.measure import RSS_LIMIT, last_line, machine, run_measured
 
 TARGETS_RESULTS = Path("benchmarks_targets.json")
 RULE_KEYS = ("ops", "linear", "conv", "multi_head_matmuls", "table_gathers", "fp32_ops", "int32_ops", "max_rank")
@@ -82,3 +82,43 @@ def main(sizes, recipe, context_length, prefill_length, workdir, output):
 
 if __name__ == "__main__":
     main()
+
+
+def graph_targets_section(path: Path = TARGETS_RESULTS) -> list[str]:
+    """BENCHMARKS.md's table of both graphs: rules per function, export time and RSS, what prefill saves."""
+    if not path.is_file():
+        return []
+    document = json.loads(path.read_text())
+    runs = [r for r in document["runs"] if not r.get("error")]
+    lines = ["", "## Neural Engine graph (`--target ane`) against the plain one (`--target gpu`)", "",
+             f"`python -m exporter.tools.bench_targets` (part of `make bench`) on: {document['machine']}. Same model, "
+             "recipe, context and prefill length, one export per target in its own process (`--no-verify`), gpu "
+             "first; the ratio is ane / gpu of the same run. Rules counted from the saved package "
+             "(export.json `neural_engine_rules`); ops exclude constants.", "",
+             "| size | recipe | target | function | ops | linear | conv | multi-head matmuls | table gathers | fp32 | "
+             "int32 | max rank | narrow inputs/outputs |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        for function, c in r["rules"].items():
+            lines.append(f"| {r['size']} | {r['recipe']} | {r['target']} | {function} | {c['ops']} | {c['linear']} | "
+                         f"{c['conv']} | {c['multi_head_matmuls']} | {c['table_gathers']} | {c['fp32_ops']} | "
+                         f"{c['int32_ops']} | {c['max_rank']} | {', '.join(c['narrow_io']) or '-'} |")
+    lines += ["", "| size | recipe | gpu export s | ane export s | time ane/gpu | gpu peak RSS GB | ane peak RSS GB | "
+              "RSS ane/gpu | package MB gpu / ane |", "|---|---|---|---|---|---|---|---|---|"]
+    for ane in (r for r in runs if r["target"] == "ane"):
+        gpu = next((r for r in runs if r["target"] == "gpu" and r["size"] == ane["size"] and r["run"] == ane["run"]),
+                   None)
+        if gpu:
+            lines.append(f"| {ane['size']} | {ane['recipe']} | {gpu['wall_s']} | {ane['wall_s']} | "
+                         f"{ane['wall_s'] / gpu['wall_s']:.2f}× | {gpu['peak_rss_bytes'] / 1e9:.2f} | "
+                         f"{ane['peak_rss_bytes'] / 1e9:.2f} | {ane['peak_rss_bytes'] / gpu['peak_rss_bytes']:.2f}× | "
+                         f"{gpu['package_bytes'] / 1e6:.1f} / {ane['package_bytes'] / 1e6:.1f} |")
+    lines += ["", "What one ane prefill call of T tokens does not compute or return (from the config; the gpu prefill "
+              "computes every logit row and returns them all, the app reads one):", "",
+              "| size | T | vocabulary projection GFLOP | last layer's attention output + FFN GFLOP | output MB gpu | "
+              "output KB ane |", "|---|---|---|---|---|---|"]
+    for ane in (r for r in runs if r["target"] == "ane"):
+        s = ane["prefill_savings"]
+        lines.append(f"| {ane['size']} | {ane['prefill_length']} | {s['logit_flops'] / 1e9:.2f} | "
+                     f"{s['last_layer_flops'] / 1e9:.3f} | {s['gpu_output_bytes'] / 1e6:.2f} | "
+                     f"{s['ane_output_bytes'] / 1e3:.1f} |")
+    return lines

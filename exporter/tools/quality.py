@@ -23,11 +23,11 @@ import numpy as np
 from exporter.checkpoint.sources import EMBEDDED_DIR
 from exporter.checkpoint.text import HELDOUT_TEXT
 from exporter.checkpoint.tokenizer import check_tokenizer
+from exporter.graph.contract import target_of
+from exporter.graph.signature import ANE
 from exporter.model.metrics import perplexity_of_logits
 from exporter.pipeline import ExportOptions, export
 from exporter.verify.compare import compare
-from exporter.graph.signature import ANE
-from exporter.graph.contract import target_of
 from exporter.verify.drive import ChunkChain, package_run
 from exporter.verify.reference import dequantized_reference, logits_for
 from quant.recipes import RECIPES

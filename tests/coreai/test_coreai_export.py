@@ -171,16 +171,21 @@ def test_cross_check_agrees_and_catches_a_broken_executor_kernel(both, monkeypat
         monkeypatch.undo()
 
 
-def test_the_swift_fixture_has_the_fields_elm_export_writes(both):
-    """swift_harness reads a real export.json (Fixtures/manifest_exported_both.json): it must not drift from ours."""
+def test_the_swift_fixtures_have_the_fields_elm_export_writes(both):
+    """swift_harness reads real export.json files (Fixtures/manifest_exported_both.json: --target gpu;
+    manifest_exported_ane.json: --target ane, the default): they must not drift from ours."""
     from pathlib import Path
 
-    fixture_path = Path(__file__).resolve().parents[2] / "swift_harness/Tests/ELMKitTests/Fixtures/manifest_exported_both.json"
-    fixture, manifest = json.loads(fixture_path.read_text()), read_manifest(both)
-    assert set(fixture) == set(manifest)
-    assert set(fixture["coreai"]) == set(manifest["coreai"])
-    assert set(fixture["coreai"]["chunks"][0]) == set(manifest["coreai"]["chunks"][0])
-    assert set(fixture["chunks"][0]) == set(manifest["chunks"][0])
+    fixtures = Path(__file__).resolve().parents[2] / "swift_harness/Tests/ELMKitTests/Fixtures"
+    manifest = read_manifest(both)
+    for name in ("manifest_exported_both.json", "manifest_exported_ane.json"):
+        fixture = json.loads((fixtures / name).read_text())
+        assert set(fixture) == set(manifest), name
+        assert set(fixture["coreai"]) == set(manifest["coreai"]), name
+        assert set(fixture["coreai"]["chunks"][0]) == set(manifest["coreai"]["chunks"][0]), name
+        assert set(fixture["chunks"][0]) == set(manifest["chunks"][0]), name
+        assert set(fixture["graph"]) <= set(manifest["graph"]), name
+    assert json.loads((fixtures / "manifest_exported_ane.json").read_text())["graph"].keys() == manifest["graph"].keys()
 
 
 def test_a_model_too_big_for_the_linux_runtime_is_verified_through_its_twin(both, monkeypatch):
@@ -199,3 +204,20 @@ def test_max_chunk_bytes_splits_the_core_ai_model_too(tmp_path):
     assert [c["package"] for c in chunks][:2] == [f"OpenELM-tiny-int4-{i}of{len(chunks)}.aimodel" for i in (1, 2)]
     assert chunks[0]["output"] == "hidden_out" and chunks[-1]["input"] == "hidden_in"
     assert result.reports["coreai"].passed  # run as a chain in Apple's runtime, hidden states handed on
+
+
+def test_neural_engine_rules_hold_in_both_formats(both):
+    """The ane graph as written: no linear projection, no multi-head matmul, no table gather in the body, no fp32,
+    rank <= 5, in every function of the Core ML package and of the Core AI model."""
+    manifest = read_manifest(both)
+    layers = manifest["model"]["num_transformer_layers"]
+    for label, chunk in (("Core ML", manifest["chunks"][0]), ("Core AI", manifest["coreai"]["chunks"][0])):
+        rules = chunk["neural_engine_rules"]
+        assert {"embed_prefill", "embed_decode", "prefill", "decode"} <= set(rules), label
+        for function, counts in rules.items():
+            assert counts["linear"] == counts["multi_head_matmuls"] == counts["fp32_ops"] == 0, (label, function)
+            assert counts["max_rank"] <= 5, (label, function)
+            if not function.startswith("embed_"):
+                assert counts["table_gathers"] == 0, (label, function)
+        assert rules["decode"]["conv"] == 4 * layers + 1, label  # every projection and the vocabulary piece
+        assert rules["prefill"]["conv"] == 4 * (layers - 1) + 1, label  # the last layer: only keys and values
