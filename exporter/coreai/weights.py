@@ -78,7 +78,9 @@ def read_weights(program, nodes: dict[str, list[str]]) -> dict[str, np.ndarray]:
     def visit(op):
         key = location_key(op)
         if key is not None and key in wanted and (op.name == "coreai.constant" or op.name in EXPANDING_OPS):
-            if not any(use.owner.name in EXPANDING_OPS for use in op.result.uses):
+            # A weight is a matrix or a [out, in, 1, 1] conv weight: a scalar located at the same conv (its
+            # padding, say) is not it.
+            if not any(use.owner.name in EXPANDING_OPS for use in op.result.uses) and len(op.result.type.shape) >= 2:
                 found[wanted[key]] = op
         return WalkResult.ADVANCE
 

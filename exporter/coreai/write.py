@@ -94,8 +94,8 @@ def write_models(model, tensors: TensorSource, chunks: list[Chunk], settings: Gr
     written = []
     for index, chunk in enumerate(chunks):
         label = "" if len(chunks) == 1 else f" [chunk {index + 1}/{len(chunks)}: layers {chunk.start}-{chunk.stop - 1}]"
-        with progress.step(f"Core AI: export + convert {'embed, ' if settings.target == ANE and chunk.takes_ids else ''}"
-                           f"prefill and decode{label}"):
+        embed = "embed, " if settings.target == ANE and chunk.takes_ids else ""
+        with progress.step(f"Core AI: export + convert {embed}prefill and decode{label}"):
             with holding(model, tensors, chunk_weight_names(model, chunk)):
                 converted = convert_functions(model, settings, prefill_length, chunk)
             collect()

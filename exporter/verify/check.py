@@ -9,6 +9,8 @@ from exporter.checkpoint.tokenizer import check_tokenizer
 from exporter.coreai.package import MODEL_SUFFIX
 from exporter.coreml.package import PACKAGE_SUFFIX
 from exporter.errors import ExportError, UsageError
+from exporter.graph.contract import target_of
+from exporter.graph.signature import ANE
 from exporter.manifest.check import check_integrity, check_manifest, chunks_of, formats_of
 from exporter.manifest.document import MANIFEST_NAME, inside, read_manifest
 from exporter.model.streamed import is_streamed
@@ -24,6 +26,9 @@ from exporter.verify.report import ParityReport
 from exporter.verify.twin import RUNTIME_FULL_LIMIT, verify_twin
 
 DEFAULT_STEPS = 16
+# The ane graph's prefill gives no logits, so its compared rows are the decode rows: a shorter default prompt
+# (still a full and a partial prefill call) and more decode steps keep about as many rows as the gpu default.
+ANE_DEFAULT_STEPS = 32
 WHAT_TO_PASS = (f"pass the folder elm-export wrote, its {MANIFEST_NAME}, or a {PACKAGE_SUFFIX} or {MODEL_SUFFIX} "
                 "inside it")
 
@@ -71,15 +76,17 @@ def prompt_tokens(folder: Path, manifest: dict, text: str | None, count: int | N
             raise UsageError("--prompt encodes to no tokens; give some text")
         return ids
     if count is None:
-        count = 2 * manifest["prefill_length"] + 3  # several prefill chunks, the last one partial
-        count = min(count, manifest["context_length"] - DEFAULT_STEPS)
+        # Several prefill chunks, the last one partial (ane: the prompt but its last token is prefilled).
+        neural_engine = target_of(manifest) == ANE
+        count = manifest["prefill_length"] + 3 if neural_engine else 2 * manifest["prefill_length"] + 3
+        count = min(count, manifest["context_length"] - (ANE_DEFAULT_STEPS if neural_engine else DEFAULT_STEPS))
     if count < 1:
         raise UsageError(f"--tokens {count} must be at least 1")
     return sample_ids(folder if has_tokenizer else None, manifest["vocab_size"], manifest["bos_token_id"], count)
 
 
 def verify_export(folder: Path, model_dir: Path | None = None, prompt: str | None = None,
-                  tokens: int | None = None, steps: int = DEFAULT_STEPS, progress=None,
+                  tokens: int | None = None, steps: int | None = None, progress=None,
                   backend: str | None = None) -> ParityReport:
     """Parity of the export at `folder` (or its export.json, or one of its packages) with its checkpoint, after
     checking its files and that export.json describes the packages (before running anything).
@@ -92,6 +99,8 @@ def verify_export(folder: Path, model_dir: Path | None = None, prompt: str | Non
     packages = check_integrity(folder, manifest, backend)
     check_manifest(folder, manifest)
     ids = prompt_tokens(folder, manifest, prompt, tokens)
+    if steps is None:
+        steps = ANE_DEFAULT_STEPS if target_of(manifest) == ANE else DEFAULT_STEPS
     if backend == "coreai" and parameter_count(source_tensors(manifest, model_dir)[1]) > RUNTIME_FULL_LIMIT:
         report = verify_twin(manifest, model_dir, ids, steps)  # Apple's Linux runtime: too slow for all of it
         return with_sample(report, folder, ids)

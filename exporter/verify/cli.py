@@ -14,7 +14,9 @@ from exporter.errors import ExportError
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--prompt", help="Prompt text (needs tokenizer.json in PATH) [default: a fixed English sentence].")
 @click.option("--tokens", type=int, help="Use N seeded token ids instead of a text prompt.")
-@click.option("--steps", type=int, default=16, show_default=True, help="Greedy decode steps after the prompt.")
+@click.option("--steps", type=int, default=None,
+              help="Greedy decode steps after the prompt [default: 16; 32 for a --target ane export, whose prefill "
+                   "gives no logits to compare].")
 @click.option("--model-dir", type=click.Path(path_type=Path), help="Checkpoint folder [default: from export.json].")
 @click.option("--format", "export_format", type=click.Choice(["coreml", "coreai"]),
               help="Verify only this format of the folder [default: every format it holds].")
@@ -33,7 +35,7 @@ def verify_command(path, prompt, tokens, steps, model_dir, export_format, cross_
     from exporter.verify.check import export_folder, verify_export
     from exporter.verify.report import format_report
 
-    if steps < 0:
+    if steps is not None and steps < 0:
         raise click.BadParameter(f"{steps} must be ≥ 0", param_hint="--steps")
     folder = export_folder(path)  # PATH: the export folder, its export.json, or a package inside it
     formats = [export_format] if export_format else formats_of(read_manifest(folder))

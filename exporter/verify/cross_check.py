@@ -15,6 +15,8 @@ from pathlib import Path
 
 from exporter.errors import ExportError
 from exporter.graph.chunks import Chunk
+from exporter.graph.contract import target_of
+from exporter.graph.signature import ANE
 from exporter.manifest.build import coreai_entry
 from exporter.manifest.check import check_integrity, check_manifest, formats_of
 from exporter.manifest.document import read_manifest
@@ -66,8 +68,8 @@ def export_twin_coreai(model, manifest: dict, destination: Path) -> dict:
 
 
 def cross_check_export(folder: Path, model_dir: Path | None = None, prompt: str | None = None,
-                       tokens: int | None = None, steps: int = 16) -> Agreement:
-    from exporter.verify.check import prompt_tokens
+                       tokens: int | None = None, steps: int | None = None) -> Agreement:
+    from exporter.verify.check import ANE_DEFAULT_STEPS, DEFAULT_STEPS, prompt_tokens
 
     started = time.perf_counter()
     manifest = read_manifest(folder)
@@ -84,7 +86,10 @@ def cross_check_export(folder: Path, model_dir: Path | None = None, prompt: str 
                           f"Linux: practical up to {RUNTIME_FULL_LIMIT / 1e6:g}M parameters, this model has "
                           f"{parameters / 1e6:.0f}M; cross-check the embedded model or a small --random-weights one")
     weights = dequantized_reference(packages, model)
-    steps = min(steps, manifest["context_length"] - len(ids))
+    room = manifest["context_length"] - len(ids)
+    if steps is None:
+        steps = ANE_DEFAULT_STEPS if target_of(manifest) == ANE else DEFAULT_STEPS
+    steps = min(steps, room)
     sequence, _ = reference_run(weights, ids, steps)
     ours, _, first = run_chunk_by_chunk(packages, manifest, sequence, len(ids))
     with tempfile.TemporaryDirectory(prefix="elm-cross-check-") as scratch:

@@ -34,12 +34,16 @@ class Comparison:
     greedy_agree: bool
     first_divergence: int | None  # decode step where the package's own greedy token first differs
     nonfinite: int  # inf/NaN logits the package produced
+    # Top-1 agreement counting a flip as agreement where the reference's own top-2 gap is within twice the
+    # median position's max |Δlogit|: a near-tie this run's float16 noise can swap (KL judges the noise).
+    top1_beyond_ties: float | None = None
 
-    def passes(self, thresholds: dict, judge_top1: bool = True) -> bool:
+    def passes(self, thresholds: dict, judge_top1: bool = True, forgive_ties: bool = False) -> bool:
+        top1 = self.top1_beyond_ties if forgive_ties and self.top1_beyond_ties is not None else self.top1_agreement
         return (
             self.nonfinite == 0
             and self.mean_kl <= thresholds["mean_kl"]
-            and (self.top1_agreement >= thresholds["top1"] or not judge_top1)
+            and (top1 >= thresholds["top1"] or not judge_top1)
         )
 
 
@@ -69,7 +73,10 @@ class ParityReport:
     def passed(self) -> bool:
         ok = self.reference.passes(self.thresholds) or (not self.judge_total and self.dequantized_reference is not None)
         if self.dequantized_reference is not None:
-            ok = ok and self.dequantized_reference.passes(self.graph_thresholds, judge_top1=self.judge_total)
+            # The graph: float16 rounding alone may swap a near-tie, judged by KL (the ane graph compares decode
+            # rows only, ~33 by default, where one such swap is 3%).
+            ok = ok and self.dequantized_reference.passes(self.graph_thresholds, judge_top1=self.judge_total,
+                                                          forgive_ties=True)
         return ok
 
     def to_dict(self) -> dict:

@@ -17,7 +17,8 @@ def exported(tmp_path_factory):
     from exporter.pipeline import ExportOptions, export
 
     folder = tmp_path_factory.mktemp("check") / "tiny"
-    export(ExportOptions(size="tiny", quant="none", output=folder, verify=False))
+    # The gpu graph: the field edits below are its contract's (input_ids in, logits from both functions).
+    export(ExportOptions(size="tiny", quant="none", target="gpu", output=folder, verify=False))
     return folder
 
 
@@ -251,3 +252,19 @@ def test_package_the_manifest_does_not_list(tmp_path, capsys):
     (tmp_path / "export.json").write_text(json.dumps(manifest))
     code, err = verify_error(tmp_path / "b.mlpackage", capsys)
     assert code == 1 and "b.mlpackage: not one of the packages" in err and "(a.mlpackage)" in err, err
+
+
+def test_an_ane_export_described_as_gpu_fails_before_running(tmp_path, capsys, monkeypatch):
+    """The checks follow export.json's graph target: an ane package under a gpu description is refused."""
+    from exporter.pipeline import ExportOptions, export
+    from exporter.verify import check
+
+    folder = tmp_path / "ane"
+    export(ExportOptions(size="tiny", quant="none", context_length=64, prefill_length=16, output=folder,
+                         verify=False))
+    monkeypatch.setattr(check, "source_model", lambda *a, **k: pytest.fail("ran before checking the manifest"))
+    edit_manifest(folder, lambda m: m["graph"].update(target="gpu"))
+    code = run_cli(verify_command, "elm-verify", [str(folder)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("elm-verify: error: export.json: chunks[0].input is \"hidden_in\" but the "
+                                        "first chunk takes input_ids"), err

@@ -38,31 +38,43 @@ def exported(real_vocab_checkpoint, tmp_path_factory):
 
 
 def test_package_has_prefill_and_decode_sharing_state(exported):
+    """The ane graph (the default) of a 32000-token model: the lookup as its own functions, the body taking hidden
+    states, rotary rows and the mask; decode gives the logits in two 16000-row pieces, prefill none."""
     result, config = exported
     manifest = result.manifest
     import coremltools as ct
 
     package = result.folder / manifest["package"]
     spec, program = ct.models.MLModel(str(package), skip_model_load=True).get_spec(), load_program(package)
-    assert sorted(program.functions) == ["decode", "prefill"]
+    assert sorted(program.functions) == ["decode", "embed_decode", "embed_prefill", "prefill"]
     assert spec.description.defaultFunctionName == "decode"
     assert spec.specificationVersion >= 9  # iOS 18: states and multifunction
     assert config.num_kv_heads == [1, 2, 2, 2]
     layout_heads = 32  # 7 KV heads in all, padded to a multiple of 32
-    cache = {"shape": [1, layout_heads, 256, 32], "dtype": "float16"}
-    assert manifest["states"] == [{"name": "key_cache", **cache}, {"name": "value_cache", **cache}]
+    assert manifest["states"] == [
+        {"name": "key_cache", "shape": [1, layout_heads, 256, 32], "dtype": "float16"},
+        {"name": "value_cache", "shape": [1, layout_heads, 32, 256], "dtype": "float16"},  # head_dim-major
+    ]
     for name, tokens in (("prefill", 16), ("decode", 1)):
         function = manifest["functions"][name]
         assert function["inputs"] == [
-            {"name": "input_ids", "shape": [1, tokens], "dtype": "int32"},
+            {"name": "hidden_in", "shape": [1, tokens, 256], "dtype": "float16"},
             {"name": "position", "shape": [1], "dtype": "int32"},
+            {"name": "rotary", "shape": [1, tokens, 64], "dtype": "float16"},
+            {"name": "mask", "shape": [1, tokens, 256], "dtype": "float16"},
         ]
-        assert function["outputs"] == [{"name": "logits", "shape": [1, tokens, 2, 16000], "dtype": "float16"}]
+        embed = manifest["functions"][f"embed_{name}"]
+        assert embed["inputs"] == [{"name": "input_ids", "shape": [1, tokens], "dtype": "int32"}]
+        assert embed["outputs"] == [{"name": "hidden_out", "shape": [1, tokens, 256], "dtype": "float16"}]
         ops = program.functions[name].operations
         op_types = {op.op_type for op in ops}
         assert {"read_state", "coreml_update_state", "slice_update"} <= op_types
         written = {op.inputs["state"].name for op in ops if op.op_type == "coreml_update_state"}
         assert written == {"key_cache", "value_cache"}
+    assert manifest["functions"]["decode"]["outputs"] == [
+        {"name": "logits", "shape": [1, 1, 2, 16000], "dtype": "float16"}]
+    assert manifest["functions"]["prefill"]["outputs"] == [
+        {"name": "hidden_out", "shape": [1, 16, 256], "dtype": "float16"}]
 
 
 def test_no_tensor_dimension_over_neural_engine_limit(exported):
@@ -73,7 +85,7 @@ def test_no_tensor_dimension_over_neural_engine_limit(exported):
             for var in op.outputs:
                 shape = var.shape or ()
                 assert all(int(d) <= ANE_MAX_DIM for d in shape), (op.op_type, op.name, shape)
-                assert len(shape) <= 4, (op.op_type, op.name, shape)
+                assert len(shape) <= 5, (op.op_type, op.name, shape)  # ANE rule: rank <= 5 (the lookup's gather)
 
 
 def test_functions_share_weights(exported, real_vocab_checkpoint):

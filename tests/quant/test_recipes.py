@@ -25,7 +25,7 @@ def test_every_recipe_exports_and_verifies_the_embedded_model(recipe, tmp_path):
                                   output=tmp_path / recipe))
     report, size = result.report, result.manifest["size"]
     assert report.passed, (recipe, report.reference, report.dequantized_reference)
-    assert report.prefill_calls >= 2 and report.decode_steps == 16
+    assert report.prefill_calls >= 2 and report.decode_steps == 32  # the ane default: 32 decode rows compared
     # Within 3% of Σ weights × bits + scales/tables: a weight file holding both functions' copies would be ~2×.
     assert 0.97 <= size["weights_to_theory"] <= 1.03, size
     if recipe != "none":
@@ -94,6 +94,7 @@ def test_lut_with_per_channel_scale_exports_verifies_and_stores_scales(tmp_path)
 
     # For the GPU: on the Neural Engine (the default) it is refused (coremltools PR 2688, test_platform_guards).
     result = export(ExportOptions(size="tiny", quant="lut4", per_channel_scale=True, compute_target="gpu",
+                                  target="gpu",
                                   context_length=128, prefill_length=32, output=tmp_path / "pcs"))
     report, size = result.report, result.manifest["size"]
     assert result.manifest["quantization"]["compute_target"] == "gpu"
