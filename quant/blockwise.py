@@ -78,9 +78,15 @@ def compress(original_data: np.ndarray, dtype, mode: str, block_sizes: list[int]
     if mode != "LINEAR_SYMMETRIC" or not types.is_int(dtype) or dtype.is_unsigned():
         return None
     quant_min, quant_max = get_quant_range_by_dtype(dtype, mode)
-    result = quantize_symmetric(original_data, quant_min, quant_max, types.nptype_from_builtin(dtype),
-                                list(block_sizes))
+    shape = original_data.shape
+    # A 1x1 conv weight [out, in, 1, 1] (the ane target) is its matrix: the unit axes are blocks of one.
+    conv = original_data.ndim == 4 and shape[2:] == (1, 1) and list(block_sizes[2:]) in ([0, 0], [1, 1])
+    matrix = original_data.reshape(shape[:2]) if conv else original_data
+    result = quantize_symmetric(matrix, quant_min, quant_max, types.nptype_from_builtin(dtype),
+                                list(block_sizes[:2] if conv else block_sizes))
     if result is None:
         return None
     data, scale = result
+    if conv:
+        data, scale = data.reshape(shape), scale.reshape(scale.shape + (1, 1))
     return QuantParams(data=data, scale=scale, offset=None, nbits=np.uint8(dtype.get_bitwidth()))

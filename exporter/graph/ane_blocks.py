@@ -80,15 +80,15 @@ def attend_per_head(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, m
     q [1, num_q, head_dim, T] scaled; keys [1, kv, context, head_dim]; values [1, kv, head_dim, context];
     mask [1, context, 1, T] additive. Query head h reads KV head h // groups. Returns [1, num_q * head_dim, 1, T].
     """
+    num_q, head_dim, tokens = q.shape[1], q.shape[2], q.shape[3]
+    queries = q.reshape(1, num_q * head_dim, 1, tokens).split(head_dim, dim=1)  # [1, head_dim, 1, T] each: bchq
+    per_key = keys.transpose(1, 2).split(1, dim=2)  # [1, context, 1, head_dim] each: bkhc
+    per_value = values.reshape(1, -1, 1, values.shape[3]).split(head_dim, dim=1)  # [1, head_dim, 1, context]: bchk
     outputs = []
-    for j in range(keys.shape[1]):
-        k = keys[:, j : j + 1].transpose(1, 2)  # [1, context, 1, head_dim]: bkhc
-        v = values[:, j : j + 1].transpose(1, 2)  # [1, head_dim, 1, context]: bchk
-        for h in range(j * groups, (j + 1) * groups):
-            query = q[:, h : h + 1].transpose(1, 2)  # [1, head_dim, 1, T]: bchq
-            # ANE rule: K·Q as bchq,bkhc->bkhq, scores (1, key, 1, query), softmax over the key channels.
-            scores = torch.einsum("bchq,bkhc->bkhq", query, k) + mask
-            weights = scores.softmax(dim=1)
-            # bchk,bkhq->bchq: the value product as one native einsum (values kept head_dim-major in the state).
-            outputs.append(torch.einsum("bchk,bkhq->bchq", v, weights))  # [1, head_dim, 1, T]
+    for h, query in enumerate(queries):
+        # ANE rule: K·Q as bchq,bkhc->bkhq, scores (1, key, 1, query), softmax over the key channels.
+        scores = torch.einsum("bchq,bkhc->bkhq", query, per_key[h // groups]) + mask
+        weights = scores.softmax(dim=1)
+        # bchk,bkhq->bchq: the value product as one native einsum (values kept head_dim-major in the state).
+        outputs.append(torch.einsum("bchk,bkhq->bchq", per_value[h // groups], weights))  # [1, head_dim, 1, T]
     return torch.cat(outputs, dim=1)

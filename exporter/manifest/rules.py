@@ -22,28 +22,54 @@ def empty_counts() -> dict:
 
 
 def coreml_rules(package) -> dict[str, dict]:
-    """{function: counts} for a saved .mlpackage."""
-    from exporter.coreml.package import load_program
+    """{function: counts} for a saved .mlpackage, read from its program's protobuf (no weights loaded)."""
+    import coremltools as ct
+    from coremltools.proto import MIL_pb2
 
+    spec = ct.models.MLModel(str(package), skip_model_load=True).get_spec()
     report = {}
-    for name, function in load_program(package).functions.items():
-        counts = empty_counts()
-        constants = set()
-        for op in function.operations:
-            if op.op_type == "const" or op.op_type.startswith("constexpr_"):
-                constants.update(id(v) for v in op.outputs)
+    for name, function in spec.mlProgram.functions.items():
+        block = function.block_specializations[function.opset]
+        counts, constants, types = empty_counts(), {}, {}
+        for op in block.operations:
+            for output in op.outputs:
+                types[output.name] = output.type.tensorType
+            if op.type == "const" or op.type.startswith("constexpr_"):
+                value = op.attributes["val"].immediateValue.tensor if "val" in op.attributes else None
+                strings = list(value.strings.values) if value is not None and value.HasField("strings") else []
+                constants.update({output.name: strings[0] if strings else None for output in op.outputs})
                 continue
-            count_op(counts, op.op_type, [_dtype(v) for v in op.outputs], [v.shape for v in op.outputs])
-            operands = [v for v in op.inputs.values() if hasattr(v, "shape")]
-            if op.op_type == "gather" and id(op.x) in constants:
+            outputs = [types[output.name] for output in op.outputs]
+            count_op(counts, op.type, [_proto_dtype(MIL_pb2, t.dataType) for t in outputs], [_dims(t) for t in outputs])
+            argument = {key: [a.name for a in binding.arguments] for key, binding in op.inputs.items()}
+            if op.type == "gather" and argument["x"][0] in constants:
                 counts["table_gathers"] += 1
-            if op.op_type in ("matmul", "einsum") and _multi_head(op, constants):
-                counts["multi_head_matmuls"] += 1
-            del operands
-        io = [(v.name, v.shape) for v in function.inputs.values()] + [(v.name, v.shape) for v in function.outputs]
+            if op.type == "matmul" and not ({argument["x"][0], argument["y"][0]} & set(constants)):
+                counts["multi_head_matmuls"] += math.prod(_dims(outputs[0])[:-2]) > 1
+            if op.type == "einsum":
+                shapes = [_dims(types[value]) for value in argument["values"]]
+                counts["multi_head_matmuls"] += _multi_head_einsum(constants[argument["equation"][0]], shapes)
+        io = [(i.name, _dims(i.type.tensorType)) for i in function.inputs if i.type.HasField("tensorType")]
+        io += [(output, _dims(types[output])) for output in block.outputs]
         counts["narrow_io"] = narrow(io)
         report[name] = counts
     return report
+
+
+def _dims(tensor_type) -> list[int]:
+    return [int(d.constant.size) for d in tensor_type.dimensions]
+
+
+def _proto_dtype(MIL_pb2, data_type) -> str:
+    return {"FLOAT32": "fp32", "INT32": "int32"}.get(MIL_pb2.DataType.Name(data_type), "other")
+
+
+def _multi_head_einsum(equation: str, shapes: list[list[int]]) -> bool:
+    """An einsum over more than one head at once: its batch letters (in both operands and the output) span > 1."""
+    inputs, output = equation.split("->")
+    left, right = inputs.split(",")
+    sizes = dict(zip(left, shapes[0])) | dict(zip(right, shapes[1]))
+    return math.prod(sizes[letter] for letter in output if letter in left and letter in right) > 1
 
 
 def count_op(counts: dict, op_type: str, dtypes: list[str], shapes: list) -> None:
@@ -57,27 +83,6 @@ def count_op(counts: dict, op_type: str, dtypes: list[str], shapes: list) -> Non
 
 def narrow(io: list[tuple[str, tuple]]) -> list[str]:
     return [f"{name} {list(shape)}" for name, shape in io if len(shape) and int(shape[-1]) < NARROW]
-
-
-def _dtype(var) -> str:
-    from coremltools.converters.mil.mil import types
-
-    dtype = var.dtype
-    return "fp32" if dtype == types.fp32 else "int32" if dtype == types.int32 else str(types.builtin_to_string(dtype))
-
-
-def _multi_head(op, constants: set) -> bool:
-    """An activation-by-activation product over more than one head at once (ANE rule: attention per head)."""
-    if op.op_type == "matmul":
-        if id(op.x) in constants or id(op.y) in constants:
-            return False
-        return math.prod(int(d) for d in op.outputs[0].shape[:-2]) > 1
-    equation = str(op.equation.val)
-    inputs, output = equation.split("->")
-    left, right = inputs.split(",")
-    shape = dict(zip(left, op.values[0].shape)) | dict(zip(right, op.values[1].shape))
-    batch = [letter for letter in output if letter in left and letter in right]
-    return math.prod(int(shape[letter]) for letter in batch) > 1
 
 
 # --- Core AI ----------------------------------------------------------------------------------------------

@@ -34,12 +34,14 @@ def awkward_weights(shape, seed):
     ((300, 64), [1, 0]),  # per output channel (our int8)
     ((256, 64), [0, 32]),  # blocks spanning every row: one step
     ((64, 96), [16, 32]),
+    ((512, 256, 1, 1), [1, 32, 0, 0]),  # a 1x1 conv weight (the ane target), as coremltools blocks it
+    ((300, 64, 1, 1), [1, 0, 0, 0]),
 ])
 def test_identical_to_coremltools(nbits, shape, block_sizes):
     from coremltools.converters.mil.mil import types
 
     for seed in range(3):
-        weight = awkward_weights(shape, seed)
+        weight = awkward_weights(shape[:2], seed).reshape(shape)
         with np.errstate(all="ignore"):
             data, scale, offset = coremltools_result(weight, nbits, block_sizes)
         ours = compress(weight, types.get_nbits_int_builtin_type(nbits, True), "LINEAR_SYMMETRIC", block_sizes)
