@@ -139,6 +139,7 @@ class NeuralEngineOpenELM(nn.Module):
         table = rotary.to(dtype).transpose(1, 2).unsqueeze(1)  # [1, T, 2*hd] -> [1, 1, 2*hd, T]
         rope = table[:, :, :half_table], table[:, :, half_table:]  # cos, signed sin: [1, 1, hd, T] each
         mask = mask.to(dtype).transpose(1, 2).unsqueeze(2)  # [1, T, context] -> [1, context, 1, T]: ANE rule
+        mask = mask.repeat(1, 1, 1, self.groups)  # [1, context, 1, g*T]: one column block per query head of a group
         for index, layer in self.layers.items():
             x = self.layer(int(index), layer, x, position[0], rope, mask)
         if not self.chunk.gives_logits or not self.logits:

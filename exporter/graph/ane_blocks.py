@@ -75,20 +75,25 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tenso
 
 def attend_per_head(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
                     groups: int) -> torch.Tensor:
-    """Causal attention one head at a time (ANE rule: no fused multi-head path).
+    """Causal attention one KV head at a time (ANE rule: no fused multi-head path; GQA by KV-head index).
 
     q [1, num_q, head_dim, T] scaled; keys [1, kv, context, head_dim]; values [1, kv, head_dim, context];
-    mask [1, context, 1, T] additive. Query head h reads KV head h // groups. Returns [1, num_q * head_dim, 1, T].
+    mask [1, context, 1, groups * T] additive (the call's mask repeated for each query head of a group).
+    The `groups` query heads that read one KV head go in as groups * T query columns of one single-head
+    attention, so each einsum multiplies one head's keys by queries, never several heads' at once.
+    Returns [1, num_q * head_dim, 1, T].
     """
-    num_q, head_dim, tokens = q.shape[1], q.shape[2], q.shape[3]
-    queries = q.reshape(1, num_q * head_dim, 1, tokens).split(head_dim, dim=1)  # [1, head_dim, 1, T] each: bchq
+    kv, head_dim, tokens = keys.shape[1], q.shape[2], q.shape[3]
+    # [1, kv * g, hd, T] -> [1, kv, hd, g, T] -> per KV head [1, hd, 1, g*T]: bchq (rank 5: the ANE maximum)
+    stacked = q.reshape(1, kv, groups, head_dim, tokens).transpose(2, 3).reshape(1, kv * head_dim, 1, groups * tokens)
+    queries = stacked.split(head_dim, dim=1)
     per_key = keys.transpose(1, 2).split(1, dim=2)  # [1, context, 1, head_dim] each: bkhc
-    per_value = values.reshape(1, -1, 1, values.shape[3]).split(head_dim, dim=1)  # [1, head_dim, 1, context]: bchk
+    per_value = values.reshape(1, kv * head_dim, 1, values.shape[3]).split(head_dim, dim=1)  # bchk
     outputs = []
-    for h, query in enumerate(queries):
+    for query, key, value in zip(queries, per_key, per_value):
         # ANE rule: K·Q as bchq,bkhc->bkhq, scores (1, key, 1, query), softmax over the key channels.
-        scores = torch.einsum("bchq,bkhc->bkhq", query, per_key[h // groups]) + mask
-        weights = scores.softmax(dim=1)
+        weights = (torch.einsum("bchq,bkhc->bkhq", query, key) + mask).softmax(dim=1)
         # bchk,bkhq->bchq: the value product as one native einsum (values kept head_dim-major in the state).
-        outputs.append(torch.einsum("bchk,bkhq->bchq", per_value[h // groups], weights))  # [1, head_dim, 1, T]
-    return torch.cat(outputs, dim=1)
+        outputs.append(torch.einsum("bchk,bkhq->bchq", value, weights))  # [1, hd, 1, g*T]
+    y = torch.cat(outputs, dim=1).reshape(1, kv, head_dim, groups, tokens).transpose(2, 3)  # [1, kv, g, hd, T]
+    return y.reshape(1, kv * groups * head_dim, 1, tokens)
