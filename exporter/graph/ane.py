@@ -3,7 +3,8 @@
 Where exporter.graph.stateful runs the reference's layers as they are (the `gpu` target), this graph
 holds the same weights (same storage, same names) in the rules' layout:
 - activations (B, C, 1, S) and every projection a 1x1 Conv2d (exporter.graph.ane_blocks);
-- attention one head at a time, GQA by KV-head index, the mask (1, key, 1, query) at -40000;
+- attention one KV head at a time (its group's query heads as query columns), the mask (1, key, 1, query)
+  at -40000;
 - RoPE cos/sin and the mask as inputs (exporter.graph.host_inputs): no table gathers, no int32 compares;
 - the embedding lookup in its own function (`TokenEmbedding`), sharing the tied table with the output
   projection, so the body gathers nothing;
