@@ -33,3 +33,21 @@ def test_contract_names_what_each_target_calls():
     assert contract("ane")["functions"] == ["embed_prefill", "embed_decode", "prefill", "decode"]
     assert not contract("ane")["prefill_logits"] and contract("gpu")["prefill_logits"]
     assert logit_functions("ane") == ("decode",) and logit_functions("gpu") == ("prefill", "decode")
+
+
+def test_the_swift_golden_inputs_are_what_python_computes():
+    """swift_harness checks its rotary and mask bits against Fixtures/neural_engine_inputs_golden.json: that file
+    must stay what exporter.graph.host_inputs computes."""
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "swift_harness/Tests/ELMKitTests/Fixtures/neural_engine_inputs_golden.json"
+    golden = json.loads(path.read_text())
+    assert golden["mask_value"] == MASK_VALUE
+    for case in golden["rotary"]:
+        values = rotary_input(case["position"], case["tokens"], case["head_dim"], case["base"])
+        assert list(values.shape) == case["shape"]
+        np.testing.assert_array_equal(values.astype(np.float64).reshape(-1), np.asarray(case["values"]))
+    for case in golden["mask"]:
+        values = mask_input(case["position"], case["tokens"], case["context_length"])
+        np.testing.assert_array_equal(values.astype(np.float64).reshape(-1), np.asarray(case["values"]))

@@ -18,7 +18,11 @@ WEIGHTS = [
 ]
 
 
-@pytest.mark.parametrize("recipe", list(RECIPES))
+# lut8's k-means takes ~3 minutes here: it passed by hand (issue 17's full run) and stays out of CI's time.
+BY_HAND = {"lut8"}
+
+
+@pytest.mark.parametrize("recipe", [name for name in RECIPES if name not in BY_HAND])
 @pytest.mark.e2e
 def test_every_recipe_exports_and_verifies_the_embedded_model(recipe, tmp_path):
     result = export(ExportOptions(size="tiny", quant=recipe, context_length=128, prefill_length=32,
