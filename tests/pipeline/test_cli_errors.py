@@ -246,3 +246,18 @@ def test_per_channel_scale_is_refused_with_calibrated_palettes(ckpt, tmp_path, c
     got, err = run_export(args, capsys)
     assert_one_line(err, got, 2, r"--per-channel-scale cannot be combined with --calibrate")
     assert not (tmp_path / "out").exists()
+
+
+def test_unknown_target_is_a_usage_error(ckpt, tmp_path, capsys):
+    code, err = run_export(["--model-dir", ckpt, "--output", tmp_path / "out", "--target", "npu", *FAST], capsys)
+    assert_one_line(err, code, 2, r"--target.*'npu' is not one of 'ane', 'gpu'")
+    assert not (tmp_path / "out").exists()
+
+
+def test_int4_for_the_neural_engine_says_so_in_one_line(ckpt, tmp_path, capsys):
+    args = ["--model-dir", ckpt, "--output", tmp_path / "out", "--no-tokenizer", "--no-verify", "--prefill-length", "8",
+            "--quant", "int4", "--target", "ane"]
+    code = run_cli(export_command, "elm-export", [str(a) for a in args])
+    captured = capsys.readouterr()
+    notes = [line for line in (captured.out + captured.err).splitlines() if "may not run on the Neural Engine" in line]
+    assert code == 0 and len(notes) == 1 and "--quant mixed" in notes[0]
