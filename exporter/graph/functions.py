@@ -14,6 +14,7 @@ from torch import nn
 
 from exporter.graph.ane import NeuralEngineOpenELM, TokenEmbedding, vocab_parameters
 from exporter.graph.chunks import Chunk
+from exporter.graph.contract import logit_functions
 from exporter.graph.signature import (
     ANE,
     EMBED_FUNCTIONS,
@@ -38,8 +39,8 @@ class GraphFunction:
 
     @property
     def logits(self) -> bool:
-        """Whether the body returns logits: gpu always; ane only decode (prefill is the rules' prompt_opt)."""
-        return self.name == "decode"
+        """Whether the ane body returns logits (exporter.graph.contract: only decode; prefill is prompt_opt)."""
+        return self.name in logit_functions(ANE)
 
 
 def graph_functions(target: str, chunk: Chunk, prefill_length: int) -> list[GraphFunction]:

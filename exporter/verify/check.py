@@ -63,6 +63,11 @@ def export_folder(path: Path) -> Path:
     return folder
 
 
+def default_steps(manifest: dict) -> int:
+    """Decode steps when none are asked for: more for an ane export, whose prefill gives no rows to compare."""
+    return ANE_DEFAULT_STEPS if target_of(manifest) == ANE else DEFAULT_STEPS
+
+
 def prompt_tokens(folder: Path, manifest: dict, text: str | None, count: int | None) -> list[int]:
     """--prompt text, or `count` tokens of the built-in held-out text (seeded ids without a tokenizer)."""
     if text is not None and count is not None:
@@ -79,7 +84,7 @@ def prompt_tokens(folder: Path, manifest: dict, text: str | None, count: int | N
         # Several prefill chunks, the last one partial (ane: the prompt but its last token is prefilled).
         neural_engine = target_of(manifest) == ANE
         count = manifest["prefill_length"] + 3 if neural_engine else 2 * manifest["prefill_length"] + 3
-        count = min(count, manifest["context_length"] - (ANE_DEFAULT_STEPS if neural_engine else DEFAULT_STEPS))
+        count = min(count, manifest["context_length"] - default_steps(manifest))
     if count < 1:
         raise UsageError(f"--tokens {count} must be at least 1")
     return sample_ids(folder if has_tokenizer else None, manifest["vocab_size"], manifest["bos_token_id"], count)
@@ -99,8 +104,7 @@ def verify_export(folder: Path, model_dir: Path | None = None, prompt: str | Non
     packages = check_integrity(folder, manifest, backend)
     check_manifest(folder, manifest)
     ids = prompt_tokens(folder, manifest, prompt, tokens)
-    if steps is None:
-        steps = ANE_DEFAULT_STEPS if target_of(manifest) == ANE else DEFAULT_STEPS
+    steps = default_steps(manifest) if steps is None else steps
     if backend == "coreai" and parameter_count(source_tensors(manifest, model_dir)[1]) > RUNTIME_FULL_LIMIT:
         report = verify_twin(manifest, model_dir, ids, steps)  # Apple's Linux runtime: too slow for all of it
         return with_sample(report, folder, ids)

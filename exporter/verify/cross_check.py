@@ -15,8 +15,6 @@ from pathlib import Path
 
 from exporter.errors import ExportError
 from exporter.graph.chunks import Chunk
-from exporter.graph.contract import target_of
-from exporter.graph.signature import ANE
 from exporter.manifest.build import coreai_entry
 from exporter.manifest.check import check_integrity, check_manifest, formats_of
 from exporter.manifest.document import read_manifest
@@ -69,7 +67,7 @@ def export_twin_coreai(model, manifest: dict, destination: Path) -> dict:
 
 def cross_check_export(folder: Path, model_dir: Path | None = None, prompt: str | None = None,
                        tokens: int | None = None, steps: int | None = None) -> Agreement:
-    from exporter.verify.check import ANE_DEFAULT_STEPS, DEFAULT_STEPS, prompt_tokens
+    from exporter.verify.check import default_steps, prompt_tokens
 
     started = time.perf_counter()
     manifest = read_manifest(folder)
@@ -87,9 +85,7 @@ def cross_check_export(folder: Path, model_dir: Path | None = None, prompt: str 
                           f"{parameters / 1e6:.0f}M; cross-check the embedded model or a small --random-weights one")
     weights = dequantized_reference(packages, model)
     room = manifest["context_length"] - len(ids)
-    if steps is None:
-        steps = ANE_DEFAULT_STEPS if target_of(manifest) == ANE else DEFAULT_STEPS
-    steps = min(steps, room)
+    steps = min(default_steps(manifest) if steps is None else steps, room)
     sequence, _ = reference_run(weights, ids, steps)
     ours, _, first = run_chunk_by_chunk(packages, manifest, sequence, len(ids))
     with tempfile.TemporaryDirectory(prefix="elm-cross-check-") as scratch:

@@ -33,44 +33,30 @@ def graph_settings(manifest: dict, context_length: int | None = None, layers: li
 
 def package_run(executor, manifest: dict, tokens: list[int], prompt_length: int) -> tuple[np.ndarray, int, int]:
     """Drive the package like an app on `tokens` (the first `prompt_length` the prompt): (logits rows, prefill
-    calls, position of the first row). gpu: chunked prefill gives the prompt's rows; ane: prefill gives none,
-    so the rows start at the prompt's last token, which decode takes."""
-    if target_of(manifest) == ANE:
-        return neural_engine_run(executor, manifest, tokens, prompt_length)
-    prefill_length = manifest["prefill_length"]
-    vocab = manifest["vocab_size"]
+    calls, position of the first row). gpu: chunked prefill gives the prompt's rows. ane (exporter.graph.contract):
+    prefill gives none and stops before the prompt's last token, which decode takes, so the rows start there;
+    the rotary rows and the mask are computed here as an app computes them."""
+    ane = target_of(manifest) == ANE
+    prefill_length, vocab = manifest["prefill_length"], manifest["vocab_size"]
+    prefilled = prompt_length - 1 if ane else prompt_length  # tokens prefill takes; decode takes the rest
+
+    def inputs_at(position: int, count: int) -> dict:
+        return call_inputs(position, count, manifest) if ane else {POSITION: position_of(position)}
+
     state = executor.new_state()
     rows, calls = [], 0
-    for start in range(0, prompt_length, prefill_length):
-        chunk = tokens[start : min(start + prefill_length, prompt_length)]
-        out = executor.run("prefill", {INPUT_IDS: padded_ids(chunk, prefill_length), POSITION: position_of(start)},
-                           state)
-        rows.append(out[LOGITS].reshape(prefill_length, -1)[: len(chunk), :vocab])
+    for start in range(0, prefilled, prefill_length):
+        chunk = tokens[start : min(start + prefill_length, prefilled)]
+        out = executor.run("prefill", {INPUT_IDS: padded_ids(chunk, prefill_length),
+                                       **inputs_at(start, prefill_length)}, state)
+        if not ane:
+            rows.append(out[LOGITS].reshape(prefill_length, -1)[: len(chunk), :vocab])
         calls += 1
-    for position in range(prompt_length, len(tokens)):
+    for position in range(prefilled, len(tokens)):
         out = executor.run("decode", {INPUT_IDS: padded_ids(tokens[position : position + 1], 1),
-                                      POSITION: position_of(position)}, state)
+                                      **inputs_at(position, 1)}, state)
         rows.append(out[LOGITS].reshape(1, -1)[:, :vocab])
-    return np.concatenate(rows).astype(np.float32), calls, 0
-
-
-def neural_engine_run(executor, manifest: dict, tokens: list[int], prompt_length: int):
-    """package_run of the ane contract (exporter.graph.contract): prefill without logits up to the prompt's last
-    token, then decode from it on, the rotary rows and the mask computed here as an app computes them."""
-    prefill_length, vocab = manifest["prefill_length"], manifest["vocab_size"]
-    state = executor.new_state()
-    calls = 0
-    for start in range(0, prompt_length - 1, prefill_length):
-        chunk = tokens[start : min(start + prefill_length, prompt_length - 1)]
-        executor.run("prefill", {INPUT_IDS: padded_ids(chunk, prefill_length),
-                                 **call_inputs(start, prefill_length, manifest)}, state)
-        calls += 1
-    rows = []
-    for position in range(prompt_length - 1, len(tokens)):
-        out = executor.run("decode", {INPUT_IDS: padded_ids(tokens[position : position + 1], 1),
-                                      **call_inputs(position, 1, manifest)}, state)
-        rows.append(out[LOGITS].reshape(1, -1)[:, :vocab])
-    return np.concatenate(rows).astype(np.float32), calls, prompt_length - 1
+    return np.concatenate(rows).astype(np.float32), calls, prefilled if ane else 0
 
 
 def padded_ids(ids: list[int], length: int) -> np.ndarray:
