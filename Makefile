@@ -29,6 +29,7 @@ demo: install
 
 # Benchmarks (never part of `make test`): BENCH_ARGS="--sizes 450m --recipes int4" runs one at a time.
 bench: install
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m exporter.tools.bench $(BENCH_ARGS)
 
 test-python:

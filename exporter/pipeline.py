@@ -264,7 +264,6 @@ def write_packages(plan: Plan, model, weight_plan: WeightPlan | None, tensors: T
         with progress.step(f"save multifunction package{label}"):
             save_functions(programs, staging / name, default_function=DEFAULT_FUNCTION)
         del programs
-        plan.compression.lut_cache.clear()  # the next chunk has other weights
         collect()
         plan.packages.append((chunk, name, sizes))
 

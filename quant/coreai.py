@@ -55,6 +55,24 @@ def compression_pass(recipe: Recipe, group_size: int, per_channel_scale: bool) -
 COMPUTE = {"weight_palettization": "_blockwise_compress", "weight_quantization": "_compute_qparams_by_dtype"}
 
 
+def exact_kmeans(original: Callable) -> Callable:
+    """coreai-opt's `_blockwise_compress` with its k-means (kmeans1d group by group, as coremltools') replaced by
+    quant.kmeans: the same optimum, every group of a matrix at once on all cores."""
+    def blockwise_compress(original_data, mode, nbits, block_sizes, lut_function=None, cluster_dim=1,
+                           channel_axis=None, num_kmeans_workers=1):
+        if mode.upper() != "KMEANS" or cluster_dim != 1:
+            return original(original_data, mode, nbits, block_sizes, lut_function, cluster_dim, channel_axis,
+                            num_kmeans_workers)
+        from coreai_opt.coreai_utils._utils.palettize_utils import LutParams
+
+        from quant.kmeans import palettize_blockwise
+
+        result = palettize_blockwise(original_data, nbits, block_sizes, channel_axis)
+        return None if result is None else LutParams(result[0], result[1], None)
+
+    return blockwise_compress
+
+
 @contextmanager
 def narrowed_pass(module, admit: Callable) -> None:
     """For the block: coreai-opt's candidate test narrowed to the constants `admit` accepts, and each distinct
@@ -62,6 +80,7 @@ def narrowed_pass(module, admit: Callable) -> None:
     original_test = module._should_compress_op
     compute_name = COMPUTE[module.__name__.rsplit(".", 1)[-1]]
     original_compute = getattr(module, compute_name)
+    compute = exact_kmeans(original_compute) if compute_name == "_blockwise_compress" else original_compute
     results = {}
 
     def narrowed(op, threshold, ops):
@@ -72,7 +91,7 @@ def narrowed_pass(module, admit: Callable) -> None:
         key = (hashlib.sha256(array.view(np.uint8)).hexdigest(), array.dtype.str, array.shape, repr(args),
                repr(sorted(kwargs.items())))
         if key not in results:
-            results[key] = original_compute(weight, *args, **kwargs)
+            results[key] = compute(weight, *args, **kwargs)
         return results[key]
 
     module._should_compress_op = narrowed

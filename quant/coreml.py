@@ -8,8 +8,7 @@ weights that the multifunction package stores once.
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from exporter.errors import UsageError
 from exporter.memory import batched, collect
@@ -27,7 +26,7 @@ from quant.recipes import (
 )
 
 
-def op_config(recipe: Recipe, group_size: int = DEFAULT_GROUP_SIZE, per_channel_scale: bool = False, lut_cache=None):
+def op_config(recipe: Recipe, group_size: int = DEFAULT_GROUP_SIZE, per_channel_scale: bool = False):
     """The coremltools per-op config for one weight matrix, or None for float16."""
     import coremltools.optimize.coreml as cto
 
@@ -40,51 +39,83 @@ def op_config(recipe: Recipe, group_size: int = DEFAULT_GROUP_SIZE, per_channel_
     if recipe.kind == "lut":
         from quant.kmeans import lut_function
 
-        function = lut_function(recipe.bits)
         return cto.OpPalettizerConfig(
-            mode="custom", lut_function=function if lut_cache is None else CachedLut(function, lut_cache),
-            granularity="per_grouped_channel",
+            mode="custom", lut_function=lut_function(recipe.bits), granularity="per_grouped_channel",
             group_size=group_size, enable_per_channel_scale=per_channel_scale, weight_threshold=0,
         )
     return None
-
-
-class CachedLut:
-    """Palettize each distinct weight group once: prefill and decode carry the same weights (quantize once)."""
-
-    def __init__(self, function, cache: dict):
-        self.function, self.cache = function, cache
-
-    def __call__(self, values):
-        key = (self.function.nbits, values.dtype.str, values.shape, hashlib.sha1(values.tobytes()).digest())
-        if key not in self.cache:
-            self.cache[key] = self.function(values)
-        return self.cache[key]
 
 
 def batches(configs: dict, size: int = 16) -> list[dict]:
     return [dict(part) for part in batched(list(configs.items()), size)]
 
 
+def shared_result(shared: dict, data, compute):
+    """compute() once per weight array held by several programs (prefill and decode: quantize once).
+    Holding the array keeps its id unique while the entry lives."""
+    held = shared.get(id(data))
+    if held is None or held[0] is not data:
+        held = shared[id(data)] = (data, compute())
+    return held[1]
+
+
 def shared_linear_quantizer(shared: dict, config):
     """coremltools' linear-quantization pass, computing the int data and scales of each weight array once
-    for all programs holding that same array (prefill and decode: quantize once), with the float32 steps
-    of quant.blockwise where they give coremltools' result. Built on first use: coremltools loads slowly."""
+    for all programs holding that same array, with the float32 steps of quant.blockwise where they give
+    coremltools' result. Built on first use: coremltools loads slowly."""
     from coremltools.optimize.coreml._quantization_passes import linear_quantize_weights
 
     from quant.blockwise import compress
 
     class SharedLinearQuantizer(linear_quantize_weights):
         def blockwise_compress_by_dtype(self, original_data, dtype, mode, block_sizes):
-            held = shared.get(id(original_data))
-            if held is None or held[0] is not original_data:  # holding the array keeps its id unique
+            def compute():
                 result = compress(original_data, dtype, mode, block_sizes)
                 if result is None:
-                    result = super().blockwise_compress_by_dtype(original_data, dtype, mode, block_sizes)
-                held = shared[id(original_data)] = (original_data, result)
-            return held[1]
+                    result = super(SharedLinearQuantizer, self).blockwise_compress_by_dtype(
+                        original_data, dtype, mode, block_sizes)
+                return result
+
+            return shared_result(shared, original_data, compute)
 
     return SharedLinearQuantizer(config=config)
+
+
+def palettize_channel_groups(data, nbits: int, block_sizes: list[int], channel_axis: int | None,
+                             passes: list | None = None):
+    """coremltools' LutParams for per_grouped_channel palettization by quant.kmeans (None where the group size
+    does not divide the channels: coremltools then skips the weight). passes: see quant.kmeans.palettize_groups."""
+    from coremltools.converters.mil.mil import types
+    from coremltools.optimize import _utils as optimize_utils
+
+    from quant.kmeans import palettize_blockwise
+
+    result = palettize_blockwise(data, nbits, block_sizes, channel_axis, passes)
+    if result is None:
+        return None
+    indices, lut = result
+    index_dtype = types.nptype_from_builtin(types.string_to_builtin(f"uint{nbits}"))
+    return optimize_utils.LutParams(indices.astype(index_dtype), lut, None)
+
+
+def shared_palettizer(shared: dict, config):
+    """coremltools' palettization pass, with quant.kmeans clustering all groups of a matrix at once on every
+    core (coremltools' loop calls a custom lut_function group by group), once for all programs holding the
+    array."""
+    from coremltools.optimize.coreml._quantization_passes import palettize_weights
+
+    from quant.kmeans import KMeansLutFunction
+
+    class SharedPalettizer(palettize_weights):
+        def blockwise_compress(self, original_data, mode, nbits, block_sizes, lut_function=None, cluster_dim=1,
+                               channel_axis=None, num_kmeans_workers=1):
+            if not isinstance(lut_function, KMeansLutFunction) or cluster_dim != 1:
+                return super().blockwise_compress(original_data, mode, nbits, block_sizes, lut_function,
+                                                  cluster_dim, channel_axis, num_kmeans_workers)
+            return shared_result(shared, original_data, lambda: palettize_channel_groups(
+                original_data, lut_function.nbits, block_sizes, channel_axis))
+
+    return SharedPalettizer(config=config)
 
 
 @dataclass(frozen=True)
@@ -96,7 +127,6 @@ class Compression:
     group_size: int = DEFAULT_GROUP_SIZE
     per_channel_scale: bool = False
     compute_target: str = DEFAULT_COMPUTE_TARGET  # quant.recipes.COMPUTE_TARGETS: where the app runs the package
-    lut_cache: dict = field(default_factory=dict, compare=False, repr=False)  # shared by both functions
 
     @property
     def compresses(self) -> bool:
@@ -150,7 +180,7 @@ class Compression:
         """coremltools op configs by weight name: (linear quantization, palettization)."""
         chosen = assign(weight_matrix_names(model_or_program), self.recipe, self.quant_map)
         linear = {n: op_config(r) for n, r in chosen.items() if r.kind == "linear"}
-        lut = {n: op_config(r, self.group_size, self.per_channel_scale, self.lut_cache)
+        lut = {n: op_config(r, self.group_size, self.per_channel_scale)
                for n, r in chosen.items() if r.kind == "lut"}
         return linear, lut
 
@@ -170,7 +200,6 @@ class Compression:
         passes `apply` runs, before anything is serialized; an array held by several programs (prefill and
         decode) is compressed once and the result shared."""
         import coremltools.optimize.coreml as cto
-        from coremltools.optimize.coreml._quantization_passes import palettize_weights
 
         linear, lut = {}, {}
         for program in programs:  # the ane target's embed functions hold only the table
@@ -190,8 +219,10 @@ class Compression:
             if names is None:  # else the caller collects (exporter.weights.fill_weights)
                 collect()
         for batch in batches(lut):
+            shared = {}
             for program in programs:
-                palettize_weights(config=cto.OptimizationConfig(op_name_configs=batch))(program)
+                shared_palettizer(shared, cto.OptimizationConfig(op_name_configs=batch))(program)
+            del shared
             if names is None:
                 collect()
 

@@ -102,16 +102,21 @@ def broadcast_preserving_cast():
 
 
 class NumpyKnowingIdentity:
-    """numpy, except that allclose answers at once for an integer array compared with itself."""
+    """numpy, except that allclose answers at once for an integer array compared with itself, and compares
+    integer arrays exactly where its tolerance is below 1 (the same answer, without isclose's float copies:
+    the int4 data and palette indices of prefill and decode are equal arrays held as separate copies)."""
 
     def __getattr__(self, name):
         return getattr(np, name)
 
     @staticmethod
-    def allclose(a, b, **options):
-        if a is b and isinstance(a, np.ndarray) and np.issubdtype(a.dtype, np.integer):
+    def allclose(a, b, rtol=1e-05, atol=1e-08, **options):
+        integers = all(isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.integer) for x in (a, b))
+        if integers and a is b:
             return True  # float arrays still go through allclose: NaN is not close to itself
-        return np.allclose(a, b, **options)
+        if integers and rtol == 0 and atol < 1 and not options and a.shape == b.shape:
+            return bool(np.array_equal(a, b))
+        return np.allclose(a, b, rtol=rtol, atol=atol, **options)
 
 
 @contextmanager

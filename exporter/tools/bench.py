@@ -18,13 +18,13 @@ import click
 
 from exporter.tools.bench_coreai import coreai_fields, coreai_section
 from exporter.tools.bench_cross_check import section as cross_check_section
+from exporter.tools.bench_speed import kmeans_section, plot, speed_section
 from exporter.tools.bench_targets import graph_targets_section
 from exporter.tools.measure import RSS_LIMIT, last_line, machine, run_measured
 
 RESULTS = Path("benchmarks.json")
 QUALITY = Path("benchmarks_quality.json")  # written by `python -m exporter.tools.quality`
-KMEANS = Path("benchmarks_kmeans.json")
-CROSS_CHECK = Path("benchmarks_cross_check.json")  # written by `python -m exporter.tools.bench_cross_check`  # written by `python -m exporter.tools.bench_kmeans --json ...`
+CROSS_CHECK = Path("benchmarks_cross_check.json")  # written by `python -m exporter.tools.bench_cross_check`
 REPORT = Path("BENCHMARKS.md")
 STAGE_KINDS = ("trace + convert", "fill weights + quantize", "fill weights", "quantize", "save",
                "activation-range preflight")  # first prefix that matches names the stage's kind
@@ -144,6 +144,7 @@ def write_report(runs: list[dict], machine_text: str) -> None:
             f"| {ratio} | {r['package_bytes'] / 1e6:.1f} | {r['theoretical_bytes'] / 1e6:.1f} | "
             f"{r['weights_to_theory']} | {verify} | {verify_rss} | {ceiling} | {r.get('load_before', '')} |"
         )
+    lines += plot(exports) + speed_section(exports)
     lines += targets_section(exports, baseline) + baseline_section(baseline)
     lines += ["", "Peak RSS, int4 export vs plain script (each # = 0.5 GB):", "", "```"]
     for r in (r for r in exports if r["recipe"] == "int4"):
@@ -199,31 +200,6 @@ def bar(nbytes: int) -> str:
     return "#" * max(1, round(nbytes / 0.5e9)) + f" {nbytes / 1e9:.1f} GB"
 
 
-def kmeans_section() -> list[str]:
-    if not KMEANS.is_file():
-        return []
-    k = json.loads(KMEANS.read_text())
-    load = k.get("load_average_before_after")
-    return [
-        "",
-        "## Palettization k-means: coremltools' default vs ours",
-        "",
-        f"`python -m exporter.tools.bench_kmeans --size {k['size']} --nbits {k['nbits']} --group-size {k['group_size']} "
-        f"--json {KMEANS}`: every weight matrix of OpenELM-{k['size'].upper()} (seeded, std {k['weight_std']}, "
-        f"float16), {k['cpus']} cores, load average {load}. The default is {k['default_backend']}.",
-        "",
-        "| method | whole model s | squared error ratio |",
-        "|---|---|---|",
-        f"| coremltools default | {k['default_seconds_whole_model']:.1f} | 1 |",
-        f"| quant/kmeans.py (histogram k-means) | {k['ours_seconds_whole_model_by_same_extrapolation']:.1f} | "
-        f"{k['error_ratio_same_matrices']:.6f} |",
-        "",
-        f"Speed-up {k['speedup_same_matrices']:.1f}× at the same error to within "
-        f"{100 * (k['error_ratio_same_matrices'] - 1):.4f}%. Export also palettizes each weight group once for "
-        "both functions (prefill and decode carry identical weights), halving the remaining time.",
-    ]
-
-
 def quality_section() -> list[str]:
     if not QUALITY.is_file():
         return []
@@ -257,16 +233,18 @@ def save(runs: list[dict], machine_text: str) -> None:
 
 @click.command()
 @click.option("--sizes", default="270m,450m,1_1b,3b", show_default=True)
-@click.option("--recipes", default="none,int4,lut4", show_default=True)
+@click.option("--recipes", default="none,int4,lut4,mixed", show_default=True)
 @click.option("--context-length", type=int, default=2048, show_default=True)
 @click.option("--baseline/--no-baseline", default=True, help="Also time the plain conversion script.")
 @click.option("--verify/--no-verify", default=True, help="Verify each export (time recorded).")
 @click.option("--workdir", type=click.Path(path_type=Path), default=Path("out/bench"), show_default=True)
 @click.option("--quality/--no-quality", default=True, help="Also measure every recipe on the embedded model.")
+@click.option("--verify-recipes", default="none,int4,lut4,mixed", show_default=True,
+              help="With --verify: the recipes whose exports are verified.")
 @click.option("--reverify", is_flag=True, help="Only run elm-verify again on the exports already recorded.")
 @click.option("--formats", default="coreml,coreai", show_default=True,
               help="Export formats to measure (Core AI: int4 only, beside Core ML's int4).")
-def main(sizes, recipes, context_length, baseline, verify, workdir, quality, reverify, formats):
+def main(sizes, recipes, context_length, baseline, verify, verify_recipes, workdir, quality, reverify, formats):
     workdir.mkdir(parents=True, exist_ok=True)
     if reverify:
         runs = json.loads(RESULTS.read_text())["runs"]
@@ -281,6 +259,8 @@ def main(sizes, recipes, context_length, baseline, verify, workdir, quality, rev
         subprocess.run([sys.executable, "-m", "exporter.tools.bench_cross_check", "--output", str(CROSS_CHECK)],
                        check=True)
         subprocess.run([sys.executable, "-m", "exporter.tools.bench_targets"], check=True)
+        subprocess.run([sys.executable, "-m", "exporter.tools.bench_kmeans", "--json", "benchmarks_kmeans.json"],
+                       check=True)
     machine_text = machine()
 
     run_id = time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -296,7 +276,7 @@ def main(sizes, recipes, context_length, baseline, verify, workdir, quality, rev
             record(bench_baseline(size, workdir))
         for recipe in filter(None, recipes.split(",")):
             if "coreml" in formats.split(","):
-                record(bench_export(size, recipe, workdir, context_length, verify))
+                record(bench_export(size, recipe, workdir, context_length, verify and recipe in verify_recipes.split(",")))
             if "coreai" in formats.split(",") and recipe == "int4":
                 record(bench_export(size, recipe, workdir, context_length, verify, "coreai"))
     click.echo(f"wrote {RESULTS} and {REPORT}")

@@ -1,18 +1,16 @@
-"""Time coremltools' default k-means palettization against `quant.kmeans` on OpenELM-shaped weights.
+"""coremltools' default k-means palettization against `quant.kmeans` on every weight of OpenELM, per bit width.
 
-    python -m exporter.tools.bench_kmeans --size 450m --nbits 4 --group-size 16 --layers 2 --json bench.json
+    python -m exporter.tools.bench_kmeans --size 450m --nbits 2,4,6 --json benchmarks_kmeans.json
 
-Both run through coremltools' own per-group code (`palettize_weights.grouped_channelwise_compress`,
-what `palettize_weights` calls for `granularity="per_grouped_channel"`): mode "KMEANS" for the
-default, mode "CUSTOM" with our `lut_function` for ours. Weights are seeded random normals (std
-0.02, float16) with the real shapes of every weight matrix (the tied embedding and each layer's
-qkv_proj, out_proj, proj_1, proj_2). The default is slow, so `--layers N` times it on N evenly
-spaced transformer layers only and extrapolates to the whole model in proportion to the number of
-weights; that figure is printed as an extrapolation. Ours always runs on the whole model, and on
-the subset too, so that speed and error are also compared on identical groups (`--subset-only`
-skips the whole-model run, for 8 bits where it takes long). Errors are those of the stored float16
-tables; `groups_ours_worse` counts the groups where ours stores a larger squared error than the
-default (quant.kmeans reaches kmeans1d's exact optimum, so it should be 0).
+The default is what `OpPalettizerConfig(mode="kmeans")` runs (`palettize_weights.grouped_channelwise_compress`,
+kmeans1d on each float16 group, one core); ours is what the lutN recipes run (quant.coreml's whole-matrix
+palettizer: every group of a matrix in parallel on all cores). Weights are seeded random normals (std 0.02,
+float16) at the real shapes of every weight matrix (the tied embedding and each layer's qkv_proj, out_proj,
+proj_1, proj_2). Errors are those of the stored float16 tables, compared group by group: `groups_ours_worse`
+counts the groups where ours stores a larger squared error than the default (relative tolerance 1e-12, float
+summation order). The default takes ~45 ms a group at 4 bits and ~4x that at 6 bits, so its per-matrix seconds
+and group errors are kept in `--cache` (out/kmeans-cache) for later runs; a result says when its default
+seconds came from there. `--layers N` limits both to N evenly spaced layers.
 """
 
 from __future__ import annotations
@@ -22,11 +20,12 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from quant.kmeans import lut_function
+from quant.coreml import palettize_channel_groups
+from quant.kmeans_dp import MAX_SOLVES
 
 WEIGHT_STD = 0.02
 
@@ -40,10 +39,12 @@ class Run:
     seconds: float
     squared_error: float
     group_errors: list = field(default_factory=list, repr=False)  # per palette group, in order
+    cached: bool = False  # seconds (and errors) read from an earlier run's cache
 
-    @property
-    def ms_per_group(self) -> float:
-        return 1e3 * self.seconds / self.groups
+    def summary(self) -> dict:
+        return {"method": self.method, "matrices": self.matrices, "groups": self.groups, "weights": self.weights,
+                "seconds": self.seconds, "squared_error": self.squared_error,
+                "ms_per_group": 1e3 * self.seconds / self.groups}
 
 
 def weight_matrices(size: str) -> list[tuple[str, tuple[int, int]]]:
@@ -74,13 +75,12 @@ def random_weight(index: int, shape: tuple[int, int], seed: int) -> np.ndarray:
 
 
 def palettize(weight: np.ndarray, nbits: int, group_size: int, method: str):
-    """coremltools' per-group palettization of one matrix, groups of output channels (axis 0)."""
+    """Per-group palettization of one matrix, groups of output channels (axis 0): the default or ours."""
     from coremltools.optimize.coreml._quantization_passes import palettize_weights
 
     if method == "default":  # what OpPalettizerConfig(mode="kmeans", nbits=...) runs
         return palettize_weights.grouped_channelwise_compress(weight, "KMEANS", nbits, 0, group_size)
-    return palettize_weights.grouped_channelwise_compress(weight, "CUSTOM", None, 0, group_size,
-                                                          lut_function(nbits))
+    return palettize_channel_groups(weight, nbits, [group_size, 0], 0)
 
 
 def group_errors(weight: np.ndarray, params, group_size: int) -> np.ndarray:
@@ -108,27 +108,61 @@ def default_backend(selection, group_size: int) -> str:
     return f"kmeans1d on {exact} of {total} groups, scikit-learn KMeans on the rest"
 
 
-def run(methods: dict[str, str], selection, nbits: int, group_size: int, seed: int) -> list[Run]:
-    """Palettize every matrix of `selection` with each method in turn ({label: method}).
-
-    Methods alternate matrix by matrix, so a change in machine load hits all of them alike.
-    """
-    runs = {label: Run(label, 0, 0, 0, 0.0, 0.0) for label in methods}
+def ours_run(selection, nbits: int, group_size: int, seed: int) -> tuple[Run, list[int]]:
+    """quant.kmeans on `selection`, matrix by matrix as an export palettizes them; also the passes per group."""
+    result, passes = Run("quant.kmeans", 0, 0, 0, 0.0, 0.0), []
+    palettize(random_weight(0, (group_size, 64), seed), nbits, group_size, "ours")  # compiled (or loaded) first
     for done, (index, _, shape) in enumerate(selection, 1):
         weight = random_weight(index, shape, seed)
-        for label, method in methods.items():
-            start = time.perf_counter()
-            params = palettize(weight, nbits, group_size, method)
-            runs[label].seconds += time.perf_counter() - start
-            errors = group_errors(weight, params, group_size)
-            runs[label].squared_error += float(errors.sum())
-            runs[label].group_errors.extend(errors.tolist())
-            runs[label].matrices += 1
-            runs[label].groups += shape[0] // group_size
-            runs[label].weights += weight.size
-        progress(f"{', '.join(methods)}: {done}/{len(selection)} matrices")
+        start = time.perf_counter()
+        params = palettize_channel_groups(weight, nbits, [group_size, 0], 0, passes)
+        result.seconds += time.perf_counter() - start
+        errors = group_errors(weight, params, group_size)
+        result.squared_error += float(errors.sum())
+        result.group_errors.extend(errors.tolist())
+        result.matrices, result.groups, result.weights = (result.matrices + 1, result.groups + shape[0] // group_size,
+                                                          result.weights + weight.size)
+        progress(f"quant.kmeans {nbits}-bit: {done}/{len(selection)} matrices")
     progress("", end="\n")
-    return list(runs.values())
+    return result, passes
+
+
+def default_run(selection, nbits: int, group_size: int, seed: int, cache: str | None, refresh: bool = False) -> Run:
+    """coremltools' default on `selection`, its per-matrix seconds and group errors kept in `cache` (a .json).
+
+    The default takes ~45 ms a group at 4 bits and ~4x that at 6 bits (50 min for 450M on this machine); the
+    cache lets a later run compare against it without paying that again. Cached seconds are reported as such.
+    """
+    import coremltools
+
+    key = {"nbits": nbits, "group_size": group_size, "seed": seed, "coremltools": coremltools.__version__}
+    held = json.load(open(cache)) if cache and os.path.exists(cache) and not refresh else {}
+    if held.get("key") != key:
+        held = {"key": key, "matrices": {}}
+    result = Run("coremltools kmeans", 0, 0, 0, 0.0, 0.0)
+    for done, (index, name, shape) in enumerate(selection, 1):
+        entry = held["matrices"].get(name)
+        result.cached |= entry is not None
+        if entry is None:
+            weight = random_weight(index, shape, seed)
+            start = time.perf_counter()
+            params = palettize(weight, nbits, group_size, "default")
+            entry = {"seconds": time.perf_counter() - start,
+                     "group_errors": group_errors(weight, params, group_size).tolist()}
+            held["matrices"][name] = entry
+            if cache:
+                with open(cache + ".tmp", "w") as handle:
+                    json.dump(held, handle)
+                os.replace(cache + ".tmp", cache)
+        result.seconds += entry["seconds"]
+        result.squared_error += float(np.sum(entry["group_errors"]))
+        result.group_errors.extend(entry["group_errors"])
+        result.matrices += 1
+        result.groups += shape[0] // group_size
+        result.weights += shape[0] * shape[1]
+        progress(f"coremltools default: {done}/{len(selection)} matrices")
+    progress("", end="\n")
+    return result
 
 
 def progress(text: str, end: str = "") -> None:
@@ -136,82 +170,69 @@ def progress(text: str, end: str = "") -> None:
         print(f"\r  {text}", end=end, file=sys.stderr, flush=True)
 
 
+def compare(selection, nbits: int, group_size: int, seed: int, cache: str | None, refresh: bool) -> dict:
+    """Ours, then the default (or its cached figures), on the same groups at `nbits`."""
+    load_before = os.getloadavg()[0]
+    ours, passes = ours_run(selection, nbits, group_size, seed)
+    default = default_run(selection, nbits, group_size, seed, cache, refresh)
+    ratios = np.asarray(ours.group_errors) / np.maximum(default.group_errors, 1e-300)
+    passes = np.asarray(passes)
+    return {
+        "nbits": nbits, "load_average_before_after": [load_before, os.getloadavg()[0]],
+        "default_backend": default_backend(selection, group_size),
+        "default_seconds_cached": default.cached, "runs": [r.summary() for r in (default, ours)],
+        "speedup": default.seconds / ours.seconds,
+        "error_ratio": ours.squared_error / default.squared_error,
+        "groups_compared": len(ratios), "groups_ours_worse": int(np.sum(ratios > 1 + 1e-12)),
+        "groups_ours_better": int(np.sum(ratios < 1 - 1e-12)), "worst_group_error_ratio": float(ratios.max()),
+        "passes_per_group": float(passes.mean()),
+        "groups_layered_fallback": int(np.sum(passes > MAX_SOLVES)),
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="450m")
-    parser.add_argument("--nbits", type=int, default=4)
+    parser.add_argument("--nbits", default="2,4,6", help="comma-separated bit widths")
     parser.add_argument("--group-size", type=int, default=16)
-    parser.add_argument("--layers", type=int, default=None,
-                        help="time the default on this many evenly spaced layers and extrapolate")
-    parser.add_argument("--subset-only", action="store_true",
-                        help="with --layers: skip running ours on the whole model")
+    parser.add_argument("--layers", type=int, default=None, help="only this many evenly spaced layers")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache", default="out/kmeans-cache", help="folder for the default's figures ('' for none)")
+    parser.add_argument("--time-default", default="4",
+                        help="bit widths whose default is run again in this run, cache or not (the speed figure)")
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args(argv)
+    refresh = {int(b) for b in args.time_default.split(",") if b}
 
     matrices = weight_matrices(args.size)
     everything = [(i, name, shape) for i, (name, shape) in enumerate(matrices)]
-    subset = everything if args.layers is None else evenly_spaced_layers(matrices, args.layers)
-    print(f"OpenELM-{args.size}: {len(everything)} weight matrices, "
-          f"{sum(r * c for _, _, (r, c) in everything) / 1e6:.1f}M weights; {args.nbits}-bit, "
-          f"group size {args.group_size}", file=sys.stderr)
-
-    load_before = os.getloadavg()
-    same = "quant.kmeans" if subset == everything else "quant.kmeans (same matrices)"
-    default, ours_subset = run({"coremltools kmeans": "default", same: "ours"},
-                               subset, args.nbits, args.group_size, args.seed)
-    ours_all = ours_subset
-    if subset != everything and not args.subset_only:
-        (ours_all,) = run({"quant.kmeans, whole model": "ours"}, everything, args.nbits, args.group_size, args.seed)
-
-    scale = sum(r * c for _, _, (r, c) in everything) / default.weights  # extrapolation by weights
-    worse = np.asarray(ours_subset.group_errors) > np.asarray(default.group_errors) * (1 + 1e-12)
-    result = {
-        "size": args.size, "nbits": args.nbits, "group_size": args.group_size, "seed": args.seed,
-        "weight_std": WEIGHT_STD, "cpus": os.cpu_count(),
-        "load_average_before_after": [load_before[0], os.getloadavg()[0]],
-        "default_backend": default_backend(subset, args.group_size),
-        "default_subset_layers": args.layers, "default_extrapolated": subset != everything,
-        "runs": [dict(asdict(r), ms_per_group=r.ms_per_group) for r in (default, ours_subset, ours_all)],
-        "ours_whole_model_measured": ours_all is not ours_subset or subset == everything,
-        "default_seconds_whole_model": default.seconds * scale,
-        "ours_seconds_whole_model_by_same_extrapolation": ours_subset.seconds * scale,
-        "speedup_same_matrices": default.seconds / ours_subset.seconds,
-        "error_ratio_same_matrices": ours_subset.squared_error / default.squared_error,
-        "groups_compared": len(worse),
-        "groups_ours_worse": int(worse.sum()),
-        "worst_group_error_ratio": float(np.max(np.asarray(ours_subset.group_errors)
-                                                / np.maximum(default.group_errors, 1e-300))),
-    }
-    for run_result in result["runs"]:
-        del run_result["group_errors"]  # per-group figures stay out of the JSON: summarised above
-    print_table(result, default, ours_subset, ours_all, scale)
+    selection = everything if args.layers is None else evenly_spaced_layers(matrices, args.layers)
+    print(f"OpenELM-{args.size}: {len(selection)} of {len(everything)} weight matrices, "
+          f"{sum(r * c for _, _, (r, c) in selection) / 1e6:.1f}M weights, group size {args.group_size}",
+          file=sys.stderr)
+    if args.cache:
+        os.makedirs(args.cache, exist_ok=True)
+    result = {"size": args.size, "group_size": args.group_size, "seed": args.seed, "weight_std": WEIGHT_STD,
+              "cpus": os.cpu_count(), "layers": args.layers, "whole_model": selection == everything, "bits": []}
+    for nbits in (int(b) for b in args.nbits.split(",")):
+        cache = os.path.join(args.cache, f"{args.size}-default-{nbits}bit.json") if args.cache else None
+        result["bits"].append(compare(selection, nbits, args.group_size, args.seed, cache, nbits in refresh))
+        print_row(result["bits"][-1])
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(result, handle, indent=2)
     return result
 
 
-def print_table(result, default: Run, ours_subset: Run, ours_all: Run, scale: float) -> None:
-    rows = [default, ours_subset] + ([ours_all] if ours_all is not ours_subset else [])
-    print(f"\ncoremltools default here: {result['default_backend']}; {result['cpus']} CPUs, "
-          f"1-min load average {result['load_average_before_after'][0]:.1f} before, "
-          f"{result['load_average_before_after'][1]:.1f} after")
-    print(f"\n{'method':34s} {'matrices':>8s} {'groups':>7s} {'seconds':>9s} {'ms/group':>9s} {'squared error':>14s}")
-    for r in rows:
-        print(f"{r.method:34s} {r.matrices:8d} {r.groups:7d} {r.seconds:9.1f} {r.ms_per_group:9.2f} {r.squared_error:14.6g}")
-    if result["default_extrapolated"]:
-        print(f"\ncoremltools kmeans on the whole model: ~{result['default_seconds_whole_model']:.0f} s, "
-              f"EXTRAPOLATED from {default.matrices} matrices ({default.weights / 1e6:.1f}M weights, x{scale:.1f})")
-        estimate = f"the same extrapolation from its subset time says {ours_subset.seconds * scale:.0f} s"
-        if result["ours_whole_model_measured"]:
-            print(f"quant.kmeans on the whole model: {ours_all.seconds:.0f} s measured ({estimate})")
-        else:
-            print(f"quant.kmeans on the whole model: not run (--subset-only); {estimate}")
-    print(f"speed-up on the same matrices: {result['speedup_same_matrices']:.1f}x; "
-          f"squared error ours/default: {result['error_ratio_same_matrices']:.9f}; groups where ours stores "
-          f"a larger error: {result['groups_ours_worse']} of {result['groups_compared']} "
-          f"(worst group ratio {result['worst_group_error_ratio']:.9f})")
+def print_row(row: dict) -> None:
+    default, ours = row["runs"]
+    cached = " (default seconds cached from an earlier run)" if row["default_seconds_cached"] else ""
+    print(f"{row['nbits']}-bit: default {default['seconds']:.1f} s, ours {ours['seconds']:.1f} s: "
+          f"{row['speedup']:.1f}x{cached}; squared error ours/default {row['error_ratio']:.9f}; groups ours worse "
+          f"{row['groups_ours_worse']} of {row['groups_compared']} (worst ratio {row['worst_group_error_ratio']:.12f}), "
+          f"better {row['groups_ours_better']}; {row['passes_per_group']:.2f} priced passes a group, "
+          f"{row['groups_layered_fallback']} layered fallbacks; load {row['load_average_before_after']}")
+
 
 if __name__ == "__main__":
     main()

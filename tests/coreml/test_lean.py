@@ -140,3 +140,19 @@ def test_a_later_chunk_converts_to_the_same_program(monkeypatch):
     full = ops_of(convert_stage.convert_module(StatefulOpenELM(model, 32, 4, chunk=chunk, weight_plan=plan),
                                                to_program=True))
     assert_same_program(lean, full)
+
+
+def test_identity_aware_allclose_gives_numpys_answers():
+    """const_deduplication's allclose, answered without float copies for integer arrays: same answers."""
+    from exporter.coreml.lean import NumpyKnowingIdentity
+
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 16, (64, 48)).astype(np.uint8)
+    changed = data.copy()
+    changed[5, 7] ^= 1
+    floats = rng.standard_normal((8, 8)).astype(np.float16)
+    cases = [(data, data), (data, data.copy()), (data, changed), (data.astype(np.int8), data.astype(np.int8).copy()),
+             (data[:1], data), (floats, floats.copy()), (floats, floats + np.float16(1e-3))]
+    for a, b in cases:
+        for atol in (0.0, 1e-12, 6e-8, 2.0):
+            assert NumpyKnowingIdentity.allclose(a, b, rtol=0.0, atol=atol) == np.allclose(a, b, rtol=0.0, atol=atol)

@@ -1,4 +1,4 @@
-"""Histogram k-means for palettization: error against coremltools' own k-means, shapes, determinism,
+"""Exact k-means for palettization: error against coremltools' own k-means, shapes, determinism,
 and the custom `lut_function` going through `palettize_weights` on a small MIL program."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pickle
 import numpy as np
 import pytest
 
-from quant import kmeans
+from quant import kmeans, kmeans_dp
 from quant.kmeans import kmeans_1d, lut_function
 
 # coremltools' k-means (`palettize_weights(mode="kmeans")` calls exactly this per group): it runs
@@ -60,21 +60,80 @@ def test_error_not_above_scikit_learn_kmeans(kind, nbits):
     assert squared_error(values, lut, indices) <= coremltools_error(values, nbits)
 
 
-@pytest.mark.parametrize(("kind", "nbits"), [("normal", 4), ("heavy_tailed", 4), ("outliers", 4), ("normal", 6)])
-def test_error_close_to_exact_kmeans1d(kind, nbits):
-    """Above 10,000 float16 values coremltools uses an exact 1-D k-means; we stay within 0.5%."""
+@pytest.mark.parametrize("nbits", [2, 4, 6])
+@pytest.mark.parametrize("kind", DISTRIBUTIONS)
+def test_never_worse_than_exact_kmeans1d(kind, nbits):
+    """Above 10,000 float16 values coremltools runs kmeans1d, the exact optimum: we store no larger an error."""
     values = group(kind, (16, 768), seed=1)
     lut, indices = kmeans_1d(values, nbits)
-    assert squared_error(values, lut, indices) <= coremltools_error(values, nbits) * 1.005
+    assert squared_error(values, lut, indices) <= coremltools_error(values, nbits) * (1 + 1e-12)
 
 
-@pytest.mark.parametrize("nbits", [2, 4, 6])
-def test_exact_optimum_with_few_distinct_values(nbits):
-    """Up to DENSE_LIMIT distinct values the DP is exact: no worse than kmeans1d's optimum."""
-    values = group("few_unique", (16, 768), seed=2)  # 81 distinct values, 12,288 of them
-    assert len(np.unique(values)) < kmeans.DENSE_LIMIT
-    lut, indices = kmeans_1d(values, nbits)
-    assert squared_error(values, lut, indices) <= coremltools_error(values, nbits) * (1 + 1e-9)
+def brute_force_optimum(x: np.ndarray, counts: np.ndarray, k: int) -> float:
+    """The least weighted squared error of k runs of sorted x: the plain O(k·n²) dynamic programme."""
+    n = len(x)
+
+    def cost(j, i):
+        w, v = counts[j:i], x[j:i]
+        return float(np.sum(w * (v - np.sum(w * v) / np.sum(w)) ** 2))
+
+    best = [cost(0, i) if i else np.inf for i in range(n + 1)]
+    for m in range(2, k + 1):
+        best = [min((best[j] + cost(j, i) for j in range(m - 1, i)), default=np.inf) for i in range(n + 1)]
+    return best[n]
+
+
+def run_error(x, counts, bounds) -> float:
+    return sum(float(np.sum(counts[a:b] * (x[a:b] - np.sum(counts[a:b] * x[a:b]) / np.sum(counts[a:b])) ** 2))
+               for a, b in zip(bounds[:-1], bounds[1:]))
+
+
+def prefix_sums(x, counts):
+    centred = x - np.sum(counts * x) / np.sum(counts)
+    return [np.concatenate([[0.0], np.cumsum(a)]) for a in (counts, counts * centred, counts * centred**2)]
+
+
+def random_histogram(seed: int, n: int = 60):
+    rng = np.random.default_rng(seed)
+    x = np.sort(rng.choice(rng.standard_t(2, 8 * n), n, replace=False))
+    return x, rng.integers(1, 20, n).astype(np.float64)
+
+
+@pytest.mark.parametrize("k", [2, 3, 5, 8, 13])
+@pytest.mark.parametrize("seed", range(4))
+def test_both_solvers_find_the_optimum(k, seed):
+    """The layered programme (coarse-to-fine rows) and the priced pass (its certificate) both return the
+    brute-force optimum, before float16 rounding."""
+    x, counts = random_histogram(seed)
+    optimum = brute_force_optimum(x, counts, k)
+    sums = prefix_sums(x, counts)
+    assert run_error(x, counts, kmeans_dp.layered_bounds(*sums, k)) == pytest.approx(optimum, rel=1e-12, abs=1e-15)
+    bounds, price, passes = kmeans_dp.penalized_bounds(*sums, k, 0.0)
+    if len(bounds):  # a price certified k runs
+        assert len(bounds) == k + 1 and bounds[0] == 0 and bounds[-1] == len(x)
+        assert run_error(x, counts, bounds) == pytest.approx(optimum, rel=1e-12, abs=1e-15)
+
+
+def test_priced_pass_is_the_usual_path_and_the_fallback_still_exact():
+    """On weight-like groups a price certifies k runs in a few passes. Where the least error is linear in
+    the number of runs around k, no price gives exactly k runs and the layered programme answers: five
+    equally spaced values in four runs (one pair: error 50, as with three runs less 50, five runs less 50)."""
+    passes = []
+    kmeans.palettize_groups(group("normal", (64, 1024), seed=11), 4, 16, passes)
+    assert max(passes) <= 6, passes
+    passes = []
+    values = np.repeat(np.arange(0, 50, 10, dtype=np.float16), 5)[None, :]
+    tables, indices = kmeans.palettize_groups(values, 2, 1, passes)
+    assert passes == [kmeans_dp.MAX_SOLVES + 1]
+    assert squared_error(values, tables[0], indices) == 5 * 50.0
+
+
+def test_groups_in_parallel_equal_one_at_a_time():
+    weight = group("heavy_tailed", (64, 300), seed=7)
+    tables, indices = kmeans.palettize_groups(weight, 4, 16)
+    for g in range(4):
+        lut, group_indices = kmeans_1d(weight[16 * g:16 * (g + 1)], 4)
+        assert np.array_equal(tables[g], lut) and np.array_equal(indices[16 * g:16 * (g + 1)], group_indices)
 
 
 @pytest.mark.parametrize("nbits", [1, 2, 3, 4, 6, 8])
@@ -111,22 +170,33 @@ def test_fewer_distinct_values_than_entries_is_lossless():
     assert list(lut) == [-0.25, 0.0, 0.5, 0.75, 0.75, 0.75, 0.75, 0.75]  # padded with the last value
 
 
-def test_float16_histogram_matches_numpy_unique():
+def test_float16_keys_sort_like_values():
     rng = np.random.default_rng(4)
     values = np.concatenate([rng.standard_normal(5000) * 3, [0.0, -0.0, 65504, -65504, 6e-8, -6e-8]])
     values = values.astype(np.float16)
-    distinct, counts, inverse = kmeans._histogram(values)
-    expected, expected_inverse, expected_counts = np.unique(values, return_inverse=True, return_counts=True)
-    assert np.array_equal(distinct, expected.astype(np.float64))
-    assert np.array_equal(counts, expected_counts)
-    assert np.array_equal(distinct[inverse], values.astype(np.float64))
+    keys = kmeans.float16_keys(values)
+    assert np.array_equal(kmeans.KEY_VALUES[keys], values.astype(np.float64))
+    order = np.argsort(keys, kind="stable")
+    assert np.all(np.diff(values[order].astype(np.float64)) >= 0)
+    assert len(np.unique(keys)) == len(np.unique(values))  # -0.0 and 0.0 share a key
+
+
+def test_rounding_to_float16_matches_numpy():
+    rng = np.random.default_rng(8)
+    x = np.concatenate([rng.standard_normal(20000) * 10.0 ** rng.integers(-9, 4, 20000), [0.0, 2.0**-25, 3 * 2.0**-25]])
+    x = np.concatenate([x, (x.astype(np.float16).astype(np.float64) + np.nextafter(0, 1))])  # near ties too
+    rounded = np.array([kmeans._round_float16(v) for v in x])
+    assert np.array_equal(rounded, x.astype(np.float16).astype(np.float64))
 
 
 def test_float32_weights_keep_their_dtype():
+    """Wider weights are clustered on their float16 values (Core ML programs store float16); the table
+    keeps the weight's dtype, as coremltools requires."""
     values = group("normal", (16, 64)).astype(np.float32) * np.float32(1.0001)
     lut, indices = kmeans_1d(values, 4)
     assert lut.dtype == np.float32 and indices.shape == values.shape
-    assert squared_error(values, lut, indices) <= coremltools_error(values, 4)
+    as_float16 = kmeans_1d(values.astype(np.float16), 4)
+    assert np.array_equal(lut, as_float16[0].astype(np.float32)) and np.array_equal(indices, as_float16[1])
 
 
 def test_deterministic_and_picklable():
@@ -200,3 +270,81 @@ def test_custom_lut_function_through_palettize_weights(per_channel_scale):
     ours_error = np.sum((restored - weight) ** 2)
     assert ours_error <= np.sum((reference - weight) ** 2)
     assert np.sqrt(ours_error / weight.size) < 0.1 * 0.02  # 4 bits: RMS error well under a tenth of the std
+
+
+def _conv_program_model(weight: np.ndarray):
+    """A 1x1 conv over [1, in, 1, 1]: the ane graph's projections hold [out, in, 1, 1] weights."""
+    import coremltools as ct
+    from coremltools.converters.mil import Builder as mb
+    from coremltools.converters.mil.mil import types
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, weight.shape[1], 1, 1), dtype=types.fp16)],
+                opset_version=ct.target.iOS18)
+    def program(x):
+        return mb.conv(x=x, weight=weight, name="y")
+
+    return ct.convert(program, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS18,
+                      skip_model_load=True)
+
+
+@pytest.mark.parametrize("layout", ["linear", "conv"])
+@pytest.mark.parametrize("per_channel_scale", [False, True])
+def test_whole_matrix_palettizer_equals_coremltools_group_loop(layout, per_channel_scale):
+    """quant.coreml clusters all groups of a matrix at once (in parallel); coremltools' own pass calls the
+    lut_function group by group. Same tables and indices, byte for byte."""
+    import coremltools.optimize.coreml as cto
+    from coremltools.optimize.coreml._quantization_passes import palettize_weights
+
+    from quant.coreml import Compression
+    from quant.recipes import get_recipe
+
+    weight = (np.random.default_rng(9).standard_normal((64, 96)) * 0.02).astype(np.float16)
+    build = _linear_program_model if layout == "linear" else lambda w: _conv_program_model(w[:, :, None, None])
+    config = cto.OpPalettizerConfig(mode="custom", lut_function=lut_function(4), granularity="per_grouped_channel",
+                                    group_size=16, enable_per_channel_scale=per_channel_scale, weight_threshold=0)
+    reference = build(weight)._mil_program  # coremltools' own pass, as apply_to_programs runs it
+    palettize_weights(config=cto.OptimizationConfig(global_config=config))(reference)
+    ours = build(weight)._mil_program
+    Compression(get_recipe("lut4"), per_channel_scale=per_channel_scale, compute_target="gpu").apply_to_programs([ours])
+    (expected,), (got,) = ([op for function in program.functions.values() for op in function.operations
+                            if op.op_type == "constexpr_lut_to_dense"] for program in (reference, ours))
+    assert got.lut.val.shape == expected.lut.val.shape and got.lut.val.dtype == expected.lut.val.dtype
+    assert np.array_equal(got.lut.val, expected.lut.val)
+    assert np.array_equal(got.indices.val, expected.indices.val) and got.indices.val.dtype == expected.indices.val.dtype
+
+
+def test_core_ai_palettization_uses_the_exact_kmeans():
+    """coreai-opt's grouped palettization with quant.kmeans in place of its k-means (kmeans1d per group, as
+    coremltools'): coreai-opt's layout, and no larger an error than coremltools' default."""
+    palettize_utils = pytest.importorskip("coreai_opt.coreai_utils._utils.palettize_utils")
+    from coremltools.optimize.coreml._quantization_passes import palettize_weights
+
+    from quant.coreai import exact_kmeans
+
+    weight = (np.random.default_rng(10).standard_normal((48, 700)) * 0.02).astype(np.float16)
+    layout = palettize_utils._blockwise_compress(weight, "UNIFORM", 4, [16, 0], channel_axis=0)  # no k-means
+    ours = exact_kmeans(palettize_utils._blockwise_compress)(weight, "KMEANS", 4, [16, 0], channel_axis=0)
+    assert ours.lut.shape == layout.lut.shape == (3, 1, 16, 1) and ours.indices.shape == layout.indices.shape
+    assert ours.indices.dtype == layout.indices.dtype and ours.lut.dtype == np.float16
+    default = palettize_weights.grouped_channelwise_compress(weight, "KMEANS", 4, 0, 16)
+
+    def error(indices, lut):
+        restored = np.take_along_axis(lut.reshape(3, 16).astype(np.float64),
+                                      np.asarray(indices).reshape(3, -1).astype(np.intp), axis=1)
+        return float(np.sum((restored - weight.reshape(3, -1)) ** 2))
+
+    assert error(ours.indices, ours.lut) <= error(default.indices, default.lut) * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("block_sizes, axis", [([16, 0], 0), ([0, 16], 1), ([0, 0], None)])
+def test_blockwise_layout_equals_coremltools_for_any_grouped_axis(block_sizes, axis):
+    """Groups along either axis (or one table for the whole tensor), laid out as coremltools' own per-group
+    loop lays out the same lut_function's answers."""
+    from coremltools.optimize.coreml._quantization_passes import palettize_weights
+
+    weight = (np.random.default_rng(12).standard_normal((48, 64)) * 0.02).astype(np.float16)
+    indices, lut = kmeans.palettize_blockwise(weight, 4, block_sizes, axis)
+    expected = palettize_weights.blockwise_compress(weight, "CUSTOM", None, block_sizes, lut_function(4),
+                                                    channel_axis=axis)
+    assert np.array_equal(lut, expected.lut) and lut.shape == expected.lut.shape
+    assert np.array_equal(indices, np.asarray(expected.indices).astype(np.uint8))
