@@ -55,19 +55,24 @@ def compression_pass(recipe: Recipe, group_size: int, per_channel_scale: bool) -
 COMPUTE = {"weight_palettization": "_blockwise_compress", "weight_quantization": "_compute_qparams_by_dtype"}
 
 
+# coreai-opt 0.3.0's `_blockwise_compress(original_data, ...)`, after its first argument.
+BLOCKWISE_COMPRESS_ARGUMENTS = ("mode", "nbits", "block_sizes", "lut_function", "cluster_dim", "channel_axis",
+                                "num_kmeans_workers")
+
+
 def exact_kmeans(original: Callable) -> Callable:
     """coreai-opt's `_blockwise_compress` with its k-means (kmeans1d group by group, as coremltools') replaced by
     quant.kmeans: the same optimum, every group of a matrix at once on all cores."""
-    def blockwise_compress(original_data, mode, nbits, block_sizes, lut_function=None, cluster_dim=1,
-                           channel_axis=None, num_kmeans_workers=1):
-        if mode.upper() != "KMEANS" or cluster_dim != 1:
-            return original(original_data, mode, nbits, block_sizes, lut_function, cluster_dim, channel_axis,
-                            num_kmeans_workers)
+    def blockwise_compress(original_data, *args, **kwargs):
+        options = dict(zip(BLOCKWISE_COMPRESS_ARGUMENTS, args)) | kwargs
+        if str(options.get("mode", "")).upper() != "KMEANS" or options.get("cluster_dim", 1) != 1:
+            return original(original_data, *args, **kwargs)
         from coreai_opt.coreai_utils._utils.palettize_utils import LutParams
 
         from quant.kmeans import palettize_blockwise
 
-        result = palettize_blockwise(original_data, nbits, block_sizes, channel_axis)
+        result = palettize_blockwise(original_data, options["nbits"], options["block_sizes"],
+                                     options.get("channel_axis"))
         return None if result is None else LutParams(result[0], result[1], None)
 
     return blockwise_compress

@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from exporter.checkpoint.tensors import TensorSource
+from exporter.checkpoint.tensors import ReadAhead, TensorSource
 from exporter.model.config import OpenELMConfig
 from exporter.model.load import build_model
 from exporter.model.names import EMBEDDING
@@ -68,6 +68,11 @@ def is_streamed(model: OpenELM) -> bool:
     return is_placeholder(model.transformer.token_embeddings.weight)
 
 
+def streamed_source(model: OpenELM) -> TensorSource | None:
+    """The tensors a `streamed_model` reads its matrices from; None for other models."""
+    return getattr(model, "streamed_from", None)
+
+
 def stream_weights(model: OpenELM, tensors: TensorSource) -> list:
     """Hooks that make the skeleton run as the real float32 model: each placeholder matrix is read just
     before its module runs and dropped after; the tied embedding stays loaded while the whole model runs."""
@@ -106,12 +111,22 @@ def materialized(model: OpenELM, tensors: TensorSource):
             hook.remove()
 
 
-def streamed_model(config: OpenELMConfig, tensors: TensorSource) -> OpenELM:
+def streamed_model(config: OpenELMConfig, tensors: TensorSource, read_ahead: int = 0) -> OpenELM:
     """A reference model that reads its matrices from `tensors` whenever a layer runs: for models too
-    big to hold in float32 next to what is being checked (each forward pass re-reads the weights)."""
+    big to hold in float32 next to what is being checked (each forward pass re-reads the weights).
+    read_ahead: how many matrices to read ahead on worker threads while a layer computes (ReadAhead)."""
+    if read_ahead:
+        tensors = ReadAhead(tensors, streaming_order(tensors), read_ahead)
     model = skeleton_model(config, tensors)
     stream_weights(model, tensors)
+    model.streamed_from = tensors  # a plain attribute: whoever needs the weights another way reads them there
     return model
+
+
+def streaming_order(tensors: TensorSource) -> list[str]:
+    """The matrices in the order a streamed forward pass reads them: the tied embedding, then the layers'
+    (modules are declared, and so named, in the order they run)."""
+    return [name for name, shape in tensors.expected.items() if is_matrix(shape)]
 
 
 @contextmanager

@@ -13,8 +13,10 @@ from exporter.graph.contract import target_of
 from exporter.graph.signature import ANE
 from exporter.manifest.check import check_integrity, check_manifest, chunks_of, formats_of
 from exporter.manifest.document import MANIFEST_NAME, inside, read_manifest
+from exporter.memory import pin_mmap_threshold
 from exporter.model.streamed import is_streamed
 from exporter.verify.parity import verify
+from exporter.verify.programs import ProgramShelf
 from exporter.verify.reference import (
     coreai_dequantized_reference,
     dequantized_reference,
@@ -108,18 +110,20 @@ def verify_export(folder: Path, model_dir: Path | None = None, prompt: str | Non
     if backend == "coreai" and parameter_count(source_tensors(manifest, model_dir)[1]) > RUNTIME_FULL_LIMIT:
         report = verify_twin(manifest, model_dir, ids, steps)  # Apple's Linux runtime: too slow for all of it
         return with_sample(report, folder, ids)
+    pin_mmap_threshold()  # freed weight arrays leave RSS at once (exporter.memory)
     model = source_model(manifest, model_dir)
+    compressed = manifest.get("quantization", {}).get("recipe", "none") != "none"
+    programs = ProgramShelf() if compressed else None  # the executor's programs, for the de-quantized reference
 
     def dequantized():
         # Built after the package has run, streamed like the reference when that one is (too big to hold twice).
         if backend == "coreai":
             return coreai_dequantized_reference(packages, manifest["coreai"]["chunks"], model, is_streamed(model))
-        return dequantized_reference(packages, model, stream=is_streamed(model))
+        return dequantized_reference(packages, model, stream=is_streamed(model), programs=programs)
 
-    compressed = manifest.get("quantization", {}).get("recipe", "none") != "none"
     random_weights = bool((manifest.get("source") or {}).get("random_weights"))
     report = verify(packages, manifest, model, ids, steps, dequantized_model=dequantized if compressed else None,
-                    judge_total=not random_weights, backend=backend)
+                    judge_total=not random_weights, backend=backend, programs=programs)
     return with_sample(report, folder, ids)
 
 

@@ -14,6 +14,7 @@ from exporter.errors import ExportError
 from exporter.graph.contract import target_of
 from exporter.graph.host_inputs import call_inputs
 from exporter.graph.signature import ANE, HIDDEN_OUT, INPUT_IDS, LOGITS, POSITION
+from exporter.memory import collect
 
 
 def graph_settings(manifest: dict, context_length: int | None = None, layers: list[int] | None = None):
@@ -125,12 +126,21 @@ class RecordedChunk:
 
 
 def run_chunk_by_chunk(packages: list, manifest: dict, tokens: list[int], prompt_length: int,
-                       keep_large_float16: bool = False):
-    """package_run of a (possibly split) export with the float16 executor, one chunk at a time."""
-    from exporter.verify.executor import ProgramExecutor
+                       float32_limit_bytes: int | None = None, programs=None):
+    """package_run of a (possibly split) export with the float16 executor, one chunk at a time.
 
-    return run_chunks(packages, manifest["chunks"], manifest, tokens, prompt_length,
-                      lambda package, chunk: ProgramExecutor(package, keep_large_float16))
+    float32_limit_bytes: a chunk whose weights take more than this widened to float32 keeps them float16
+    (the same results, slower: every op widens them again). programs: a ProgramShelf to load the packages
+    with, which keeps them for the de-quantized reference; without one each is dropped after its run."""
+    from exporter.verify.executor import ProgramExecutor, widened_weight_bytes
+    from exporter.verify.programs import read_program
+
+    def executor_for(package, chunk):
+        program = programs.load(package) if programs is not None else read_program(package)
+        too_big = float32_limit_bytes is not None and widened_weight_bytes(program) > float32_limit_bytes
+        return ProgramExecutor.from_program(program, keep_large_float16=too_big)
+
+    return run_chunks(packages, manifest["chunks"], manifest, tokens, prompt_length, executor_for)
 
 
 def run_chunks(paths: list, chunks: list[dict], manifest: dict, tokens: list[int], prompt_length: int,
@@ -144,7 +154,8 @@ def run_chunks(paths: list, chunks: list[dict], manifest: dict, tokens: list[int
         recorded = stage.outputs
         if hasattr(executor, "close"):
             executor.close()
-        del stage, executor  # its weights go before the next chunk's load
+        del stage, executor
+        collect()  # its weights go before the next chunk's load (reference cycles keep them otherwise)
     return result
 
 

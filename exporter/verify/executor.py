@@ -15,6 +15,7 @@ across calls. Constants (and compressed weights, expanded once) are shared by al
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -22,18 +23,21 @@ from typing import Any
 
 import numpy as np
 
-from exporter.coreml.package import load_program
 from exporter.verify.constant_pool import ConstantPool
+from exporter.verify.in_place import mark_in_place_updates
 from exporter.verify.kernels import ExecutorError, StateSlot, UnsupportedOpError
 from exporter.verify.program_plan import (
     FunctionPlan,
     TensorSignature,
     compile_function,
+    declared_dtype,
+    declared_shape,
     execute,
     resolve,
     shape_matches,
     store,
 )
+from exporter.verify.programs import read_program
 
 __all__ = ["ExecutorError", "ExecutorStats", "ProgramExecutor", "TensorSignature", "UnsupportedOpError"]
 
@@ -46,6 +50,7 @@ class ExecutorStats:
     load_seconds: float = 0.0
     unique_constants: int = 0  # after sharing identical constants between functions
     expanded_weights: int = 0  # constexpr ops actually expanded (shared ones count once)
+    updates_in_place: int = 0  # slice_update ops that write into their input (exporter.verify.in_place)
     calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     ops_executed: int = 0
     run_seconds: float = 0.0
@@ -81,6 +86,23 @@ def single_threaded_numpy_blas():
     return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
 
 
+def widened_weight_bytes(program) -> int:
+    """What a program's weight-sized float16 values take widened to float32 (keep_large_float16 keeps them
+    float16). Its functions share their weights: the largest function counts."""
+
+    def of_function(function) -> int:
+        total = 0
+        for op in function.operations:
+            if op.op_type == "const" or op.op_type.startswith("constexpr_"):
+                for var in op.outputs:
+                    elements = math.prod(declared_shape(var))
+                    if declared_dtype(var) == np.float16 and elements >= LARGE_CONSTANT_ELEMENTS:
+                        total += 4 * elements
+        return total
+
+    return max((of_function(f) for f in program.functions.values()), default=0)
+
+
 # --- the executor ---------------------------------------------------------------------------------
 
 
@@ -89,13 +111,13 @@ class ProgramExecutor:
 
     def __init__(self, mlpackage_path, keep_large_float16: bool = False):
         started = time.perf_counter()
-        self._init_from_program(load_program(mlpackage_path), started, keep_large_float16)
+        self._init_from_program(read_program(mlpackage_path), started, keep_large_float16)
 
     @classmethod
-    def from_program(cls, program) -> "ProgramExecutor":
-        """An executor for an in-memory pymil program (e.g. one built with `mb.program`)."""
+    def from_program(cls, program, keep_large_float16: bool = False) -> "ProgramExecutor":
+        """An executor for an in-memory pymil program (e.g. one built with `mb.program`, or loaded)."""
         executor = cls.__new__(cls)
-        executor._init_from_program(program, time.perf_counter())
+        executor._init_from_program(program, time.perf_counter(), keep_large_float16)
         return executor
 
     def _init_from_program(self, program, started: float, keep_large_float16: bool = False) -> None:
@@ -103,6 +125,8 @@ class ProgramExecutor:
         # Read at construction (not import) time, so tests can lower the threshold for tiny models.
         pool = ConstantPool(LARGE_CONSTANT_ELEMENTS if keep_large_float16 else None)
         self._plans = {name: compile_function(name, f, pool) for name, f in program.functions.items()}
+        for plan in self._plans.values():
+            self.stats.updates_in_place += mark_in_place_updates(plan)
         self.stats.unique_constants = len(pool)
         self.stats.expanded_weights = pool.expanded
         self.stats.load_seconds = time.perf_counter() - started

@@ -16,14 +16,18 @@ import torch
 
 from exporter.errors import ExportError
 from exporter.model.openelm import OpenELM
-from exporter.model.preflight import measure
 from exporter.model.streamed import is_streamed
 from exporter.verify.compare import compare
 from exporter.verify.drive import coreai_run, coreml_runtime_run, run_chunk_by_chunk
-from exporter.verify.reference import logits_for, reference_run
+from exporter.verify.greedy import run_reference
+from exporter.verify.programs import ProgramShelf
+from exporter.verify.reference import logits_for
 from exporter.verify.report import DEFAULT_TOTAL, TOTAL_THRESHOLDS, ParityReport
 from quant.recipes import MIXED_DEFAULT_MAP
 
+# With a reference too big to hold in float32 twice, the executor widens a chunk's float16 weights to float32
+# once (instead of in every op: the same numbers, slower) only when they take less than this (a 3B chunk: 6.4 GB).
+EXECUTOR_FLOAT32_LIMIT_BYTES = 7 * 10**9
 RUNTIMES = {
     "coreml": "Core ML package on elm-export's float16 executor",
     "coreai": "Core AI model in Apple's Core AI runtime (coreai-core)",
@@ -43,9 +47,11 @@ def check_same_model(model: OpenELM, manifest: dict) -> None:
 
 
 def verify(packages: list, manifest: dict, model: OpenELM, prompt: list[int], steps: int,
-           dequantized_model: OpenELM | None = None, judge_total: bool = True, backend: str = "coreml") -> ParityReport:
+           dequantized_model: OpenELM | None = None, judge_total: bool = True, backend: str = "coreml",
+           programs: ProgramShelf | None = None) -> ParityReport:
     """Parity of one format's packages (Core ML: our float16 executor, and Core ML itself on macOS; Core AI:
-    Apple's Core AI runtime) with the reference, and with the de-quantized reference when given."""
+    Apple's Core AI runtime) with the reference, and with the de-quantized reference when given.
+    programs: the ProgramShelf the executor loads packages with, shared with the de-quantized reference."""
     started = time.perf_counter()
     check_same_model(model, manifest)
     room = manifest["context_length"] - len(prompt)
@@ -53,13 +59,14 @@ def verify(packages: list, manifest: dict, model: OpenELM, prompt: list[int], st
         raise ExportError(f"the prompt has {len(prompt)} tokens but the package's context is "
                           f"{manifest['context_length']}; use a shorter prompt")
     steps = min(steps, room)
-    tokens, reference_logits = reference_run(model, prompt, steps)
+    reference = run_reference(model, prompt, steps)
+    tokens, reference_logits = reference.tokens, reference.logits
     big = is_streamed(model)  # the model is too big to hold in float32 twice
     if backend == "coreai":
         package_logits, calls, first = coreai_run(packages, manifest, tokens, len(prompt))
     else:
-        package_logits, calls, first = run_chunk_by_chunk(packages, manifest, tokens, len(prompt),
-                                                          keep_large_float16=big)
+        package_logits, calls, first = run_chunk_by_chunk(
+            packages, manifest, tokens, len(prompt), EXECUTOR_FLOAT32_LIMIT_BYTES if big else None, programs)
     # The ane target's prefill returns no logits: its rows start at the prompt's last token.
     reference_logits, compared_prompt = reference_logits[first:], len(prompt) - first
     quantization = manifest.get("quantization", {})
@@ -77,11 +84,14 @@ def verify(packages: list, manifest: dict, model: OpenELM, prompt: list[int], st
         runtime=RUNTIMES[backend],
     )
     if callable(dequantized_model) and not isinstance(dequantized_model, torch.nn.Module):
-        dequantized_model = dequantized_model()  # built only now: its programs need not sit beside the executor's
+        dequantized_model = dequantized_model()  # built only now, from the programs the executor loaded
     if dequantized_model is not None:
         report.dequantized_reference = compare(logits_for(dequantized_model, tokens)[first:], package_logits,
                                                compared_prompt)
-    report.activation_range = measure(model, tokens).to_dict()
+        del dequantized_model  # and its programs
+    if programs is not None:
+        programs.release()
+    report.activation_range = reference.activation_range.to_dict()
     coreml = coreml_runtime_run(packages, manifest, tokens, len(prompt)) if backend == "coreml" else None
     if backend == "coreai":
         report.coreml_runtime = "not applicable (a Core AI model)"

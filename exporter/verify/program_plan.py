@@ -13,6 +13,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from exporter.verify.kernels import OPS, ExecutorError, OpInfo, StateSlot, UnsupportedOpError
+from exporter.verify.kernels.operands import as_dtype
 
 
 class ConstantPool(Protocol):
@@ -82,7 +83,7 @@ def store(value, dtype: np.dtype, shape: tuple, op: OpInfo) -> np.ndarray:
     array = np.asarray(value)
     if array.dtype != dtype:
         with np.errstate(over="ignore", invalid="ignore"):  # overflow to ±inf is the emulated behaviour
-            array = array.astype(dtype)
+            array = as_dtype(array, dtype)
     if not shape_matches(array.shape, shape):
         raise ExecutorError(f"op {op.name!r} ({op.op_type}) produced shape {array.shape}, program declares {shape}")
     return array
@@ -159,16 +160,17 @@ def compile_function(name: str, function, pool: ConstantPool) -> FunctionPlan:
     return FunctionPlan(name, inputs, states, plan_outputs, steps)
 
 
+def var_names(b: Binding):
+    """The runtime values a binding reads."""
+    if b[0] == VAR:
+        yield b[1]
+    elif b[0] == TUPLE:
+        for inner in b[1]:
+            yield from var_names(inner)
+
+
 def schedule_frees(steps: list[Step], outputs: list[tuple[TensorSignature, Binding]]) -> None:
     """Drop each value after its last reader, so large activations do not pile up during a call."""
-
-    def var_names(b: Binding):
-        if b[0] == VAR:
-            yield b[1]
-        elif b[0] == TUPLE:
-            for inner in b[1]:
-                yield from var_names(inner)
-
     keep = {n for _, b in outputs for n in var_names(b)}
     last_use: dict[str, int] = {}
     for index, step in enumerate(steps):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from exporter.verify.kernels.operands import f32, is_float, numeric
+from exporter.verify.kernels.operands import as_dtype, f32, is_float, numeric
 from exporter.verify.kernels.registry import ExecutorError, OpInfo, register
 
 # --- elementwise binary ------------------------------------------------------------------------
@@ -175,4 +175,4 @@ def cast(op, x, dtype):
     if target is np.bool_:
         return x != 0
     with np.errstate(invalid="ignore", over="ignore"):
-        return x.astype(target)  # float -> int truncates towards zero (NumPy, as coremltools' value inference)
+        return as_dtype(x, target)  # float -> int truncates towards zero (NumPy, as coremltools' value inference)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from exporter.verify.kernels.activations import softmax
-from exporter.verify.kernels.operands import f32, ints, norm_axis
+from exporter.verify.kernels.operands import as_dtype, f32, ints, norm_axis
 from exporter.verify.kernels.registry import ExecutorError, register
 
 LARGE_PRODUCT = 1 << 20  # multiply-adds from which torch's threaded BLAS pays off
@@ -89,8 +89,8 @@ def layer_norm(op, x, axes=None, gamma=None, beta=None, epsilon=1e-5):
     axes = tuple(range(x.ndim)) if axes is None else tuple(norm_axis(a, x.ndim) for a in ints(axes))
     centered = x - np.mean(x, axis=axes, keepdims=True)
     with np.errstate(over="ignore", invalid="ignore"):
-        squares = np.square(centered).astype(np.float16).astype(np.float32)  # inf beyond float16's 65504
-        total = np.sum(squares, axis=axes, keepdims=True).astype(np.float16).astype(np.float32)
+        squares = f32(as_dtype(np.square(centered), np.float16))  # inf beyond float16's 65504
+        total = f32(as_dtype(np.sum(squares, axis=axes, keepdims=True), np.float16))
         count = np.float32(np.prod([x.shape[a] for a in axes]))
         out = centered / np.sqrt(total / count + f32(epsilon))
     normalized_shape = [x.shape[i] if i in axes else 1 for i in range(x.ndim)]

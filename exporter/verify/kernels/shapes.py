@@ -99,7 +99,19 @@ def slice_by_size(op, x, begin, size):
 @register("slice_update")
 def slice_update(op, x, update, begin, end, stride=None, begin_mask=None, end_mask=None, squeeze_mask=None):
     out = np.array(x, copy=True)  # a fresh array: x may be a state snapshot still read elsewhere
-    index = _slice_index(out.shape, begin, end, stride, begin_mask, end_mask, squeeze_mask)
+    return _written(op, out, update, _slice_index(out.shape, begin, end, stride, begin_mask, end_mask, squeeze_mask))
+
+
+def slice_update_in_place(op, x, update, begin, end, stride=None, begin_mask=None, end_mask=None,
+                          squeeze_mask=None):
+    """slice_update writing into x itself, where nothing reads x's old contents (exporter.verify.in_place)."""
+    x = np.asarray(x)
+    if not x.flags.writeable:
+        return slice_update(op, x, update, begin, end, stride, begin_mask, end_mask, squeeze_mask)
+    return _written(op, x, update, _slice_index(x.shape, begin, end, stride, begin_mask, end_mask, squeeze_mask))
+
+
+def _written(op, out: np.ndarray, update, index: tuple) -> np.ndarray:
     region = out[index]
     if np.shape(update) != region.shape and np.size(update) != region.size:
         raise ExecutorError(f"slice_update {op.name!r}: update {np.shape(update)} does not fit slice {region.shape}")
