@@ -95,7 +95,7 @@ def palettize_channel_groups(data, nbits: int, block_sizes: list[int], channel_a
         return None
     indices, lut = result
     index_dtype = types.nptype_from_builtin(types.string_to_builtin(f"uint{nbits}"))
-    return optimize_utils.LutParams(indices.astype(index_dtype), lut, None)
+    return optimize_utils.LutParams(indices.astype(index_dtype, copy=False), lut, None)
 
 
 def shared_palettizer(shared: dict, config):

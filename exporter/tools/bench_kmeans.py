@@ -216,7 +216,8 @@ def main(argv: list[str] | None = None) -> dict:
               "cpus": os.cpu_count(), "layers": args.layers, "whole_model": selection == everything, "bits": []}
     for nbits in (int(b) for b in args.nbits.split(",")):
         cache = os.path.join(args.cache, f"{args.size}-default-{nbits}bit.json") if args.cache else None
-        result["bits"].append(compare(selection, nbits, args.group_size, args.seed, cache, nbits in refresh))
+        row = compare(selection, nbits, args.group_size, args.seed, cache, nbits in refresh)
+        result["bits"].append({**row, "layers": args.layers, "whole_model": selection == everything})
         print_row(result["bits"][-1])
     if args.json:
         with open(args.json, "w") as handle:

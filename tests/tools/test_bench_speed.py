@@ -27,7 +27,8 @@ def test_lut_ratios_use_int4_of_the_same_run_and_judge_the_targets():
 
 
 def test_kmeans_section_reports_the_four_bit_target(tmp_path):
-    row = {"nbits": 4, "runs": [{"seconds": 800.0}, {"seconds": 30.0}], "default_seconds_cached": False,
+    row = {"nbits": 4, "runs": [{"seconds": 800.0, "matrices": 81}, {"seconds": 30.0, "matrices": 81}],
+           "default_seconds_cached": False,
            "speedup": 800 / 30, "error_ratio": 0.99999, "groups_compared": 10, "groups_ours_worse": 0,
            "groups_ours_better": 3, "passes_per_group": 1.4, "groups_layered_fallback": 0,
            "load_average_before_after": [1.0, 1.2]}
