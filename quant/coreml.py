@@ -211,20 +211,14 @@ class Compression:
             lut = {n: c for n, c in lut.items() if n in names}
         # A few weights per pass, then the replaced float16 arrays are freed (they sit in reference cycles).
         # Called as graph passes (not .apply), so the ops they add carry the scopes the program requires.
-        for batch in batches(linear):
-            shared = {}
-            for program in programs:
-                shared_linear_quantizer(shared, cto.OptimizationConfig(op_name_configs=batch))(program)
-            del shared
-            if names is None:  # else the caller collects (exporter.weights.fill_weights)
-                collect()
-        for batch in batches(lut):
-            shared = {}
-            for program in programs:
-                shared_palettizer(shared, cto.OptimizationConfig(op_name_configs=batch))(program)
-            del shared
-            if names is None:
-                collect()
+        for shared_pass, configs in ((shared_linear_quantizer, linear), (shared_palettizer, lut)):
+            for batch in batches(configs):
+                shared = {}  # one batch's results, shared by the programs holding its arrays
+                for program in programs:
+                    shared_pass(shared, cto.OptimizationConfig(op_name_configs=batch))(program)
+                del shared
+                if names is None:  # else the caller collects (exporter.weights.fill_weights)
+                    collect()
 
     def apply_to_coreai(self, program, weight_name) -> dict[str, str]:
         """Compress a Core AI program in place with coreai-opt (quant.coreai); {weight name: recipe name}."""
