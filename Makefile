@@ -49,5 +49,13 @@ tiny-model:
 		$$sudo apt-get update && $$sudo apt-get install -y bible-kjv; }
 	$(BIN)/python -m exporter.tools.tiny.train --out exporter/assets/openelm-tiny
 
+# Retrain OpenELM-tiny's speculative-decoding draft (exporter/assets/openelm-tiny-draft): same corpus, split and
+# recipe, OpenELM-tiny's tokenizer files copied byte for byte, and scored against OpenELM-tiny.
+tiny-draft-model:
+	@dpkg -s bible-kjv >/dev/null 2>&1 || { \
+		sudo=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+		$$sudo apt-get update && $$sudo apt-get install -y bible-kjv; }
+	$(BIN)/python -m exporter.tools.tiny.train --config draft --out exporter/assets/openelm-tiny-draft
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

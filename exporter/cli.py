@@ -108,6 +108,12 @@ RECIPE_HELP = (
 @click.option("--context-length", type=int, help="KV-cache length in tokens [default: the model's maximum].")
 @click.option("--prefill-length", type=int, default=64, show_default=True,
               help="Tokens per prefill call; longer prompts take several calls.")
+@click.option("--draft-tokens", type=int, default=4, show_default=True,
+              help="Speculative decoding: the package gets a verify function taking the newest token and this many "
+                   "drafted ones (logits for every row), sharing every weight; 0 leaves it out.")
+@click.option("--chat-template", type=click.Path(path_type=Path), metavar="FILE",
+              help="A Jinja chat template for export.json and tokenizer_config.json [default: OpenELM-Instruct's own "
+                   "for Instruct models, none for base models].")
 @click.option("--max-chunk-bytes", default="1GB", show_default=True, metavar="SIZE",
               help="Split models whose weights exceed SIZE into packages of consecutive layers run in sequence "
                    "(iPhones load ~1 GB packages reliably); e.g. 800MB, 2GB, or none for one package.")
@@ -126,7 +132,7 @@ RECIPE_HELP = (
 @click.option("--debug", is_flag=True, help="Show tracebacks and library warnings.")
 def export_command(size, instruct, model_dir, revision, tokenizer, no_tokenizer, target, quant, quant_map, group_size,
                    per_channel_scale, compute_target, calibrate, context_length,
-                   prefill_length, max_chunk_bytes, export_format, output, force, no_verify, random_weights, allow_overflow, quiet, debug):
+                   prefill_length, draft_tokens, chat_template, max_chunk_bytes, export_format, output, force, no_verify, random_weights, allow_overflow, quiet, debug):
     """Export an OpenELM model to a stateful Core ML package for the Neural Engine."""
     from exporter.graph.chunks import parse_bytes
     from exporter.pipeline import ExportOptions, export
@@ -136,7 +142,8 @@ def export_command(size, instruct, model_dir, revision, tokenizer, no_tokenizer,
         size=size, instruct=instruct, model_dir=model_dir, revision=revision,
         tokenizer=None if no_tokenizer else tokenizer, quant=quant, quant_map=quant_map, group_size=group_size,
         per_channel_scale=per_channel_scale, compute_target=compute_target, calibrate=calibrate,
-        context_length=context_length, prefill_length=prefill_length, max_chunk_bytes=parse_bytes(max_chunk_bytes),
+        context_length=context_length, prefill_length=prefill_length, draft_tokens=draft_tokens,
+        chat_template=chat_template, max_chunk_bytes=parse_bytes(max_chunk_bytes),
         format=export_format, target=target,
         output=output, force=force, verify=not no_verify,
         allow_overflow=allow_overflow, random_weights=random_weights,

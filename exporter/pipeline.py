@@ -2,25 +2,41 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from exporter.checkpoint.sources import EMBEDDED_DIR, EMBEDDED_SIZE, Source
+from exporter.checkpoint.chat import chat_template_for, read_chat_template
+from exporter.checkpoint.sources import EMBEDDED_MODELS, Source
 from exporter.checkpoint.tensors import TensorSource
 from exporter.checkpoint.text import sample_ids
-from exporter.checkpoint.tokenizer import DEFAULT_TOKENIZER, SHIPPED_FILES, check_tokenizer, resolve_tokenizer
+from exporter.checkpoint.tokenizer import (
+    DEFAULT_TOKENIZER,
+    check_tokenizer,
+    resolve_tokenizer,
+    ship_tokenizer,
+)
+from exporter.checkpoint.tokenizer import (
+    SHIPPED_FILES as TOKENIZER_FILES,
+)
 from exporter.coreml.functions import convert_functions
 from exporter.coreml.package import package_name, save_functions
 from exporter.errors import ExportError, UsageError
 from exporter.graph.chunks import DEFAULT_MAX_CHUNK_BYTES, plan_chunks
 from exporter.graph.functions import GraphSettings
 from exporter.graph.norm_forms import choose_norm_forms, forms_of
-from exporter.graph.signature import ANE, DEFAULT_FUNCTION, DEFAULT_PREFILL_LENGTH, DEFAULT_TARGET, TARGETS
+from exporter.graph.signature import (
+    ANE,
+    DEFAULT_DRAFT_TOKENS,
+    DEFAULT_FUNCTION,
+    DEFAULT_PREFILL_LENGTH,
+    DEFAULT_TARGET,
+    TARGETS,
+)
 from exporter.graph.weights import WeightPlan
 from exporter.manifest.build import build_manifest
 from exporter.manifest.ceiling import decode_ceiling
 from exporter.manifest.document import write_manifest
+from exporter.manifest.generation import generation_section
 from exporter.memory import collect, pin_mmap_threshold
 from exporter.model.config import OpenELMConfig
 from exporter.model.load import open_source, resolve_source, source_config, whole_model
@@ -52,6 +68,8 @@ class ExportOptions:
     compute_target: str | None = None  # where the app runs it: "neural-engine" or "gpu"; None: as --target
     context_length: int | None = None  # None: the model's own maximum
     prefill_length: int = DEFAULT_PREFILL_LENGTH
+    draft_tokens: int = DEFAULT_DRAFT_TOKENS  # speculative decoding: verify takes this many + 1 tokens; 0: no verify
+    chat_template: Path | None = None  # a Jinja file replacing the model's own chat template
     output: Path | None = None
     force: bool = False
     verify: bool = True  # run elm-verify's parity check on the result and store it in export.json
@@ -84,6 +102,7 @@ class Plan:
     context_length: int
     tokenizer_spec: str | None
     tokenizer_dir: Path | None = None
+    chat_template: tuple[str | None, str | None] = (None, None)  # (template, where it came from)
     calibration_text: list[int] | None = None
     calibration: dict | None = None  # export.json's record of a calibrated compression
     norms: dict | None = None  # ane: each RMSNorm's form, chosen from the preflight (exporter.graph.norm_forms)
@@ -96,12 +115,19 @@ class Plan:
 
     @property
     def graph(self) -> GraphSettings:
-        return GraphSettings(self.options.target, self.context_length, forms_of(self.norms))
+        return GraphSettings(self.options.target, self.context_length, forms_of(self.norms), self.verify_length)
+
+    @property
+    def verify_length(self) -> int:
+        return self.options.draft_tokens + 1 if self.options.draft_tokens else 0
 
 
-def check_lengths(context_length: int, prefill_length: int, model_max: int) -> None:
+def check_lengths(context_length: int, prefill_length: int, model_max: int, draft_tokens: int = 0) -> None:
     if prefill_length < 1:
         raise UsageError(f"--prefill-length {prefill_length} must be at least 1")
+    if not 0 <= draft_tokens < min(context_length, 64):
+        raise UsageError(f"--draft-tokens {draft_tokens} must be 0 (no verify function) to "
+                         f"{min(context_length, 64) - 1}; a few (4) is what speculative decoding gains most from")
     if context_length > model_max:
         raise UsageError(f"--context-length {context_length} exceeds the model's maximum {model_max}; use ≤ {model_max}")
     if prefill_length > context_length:
@@ -122,7 +148,7 @@ def default_name(options: ExportOptions, source: Source) -> str:
     if options.model_dir is not None:
         base = Path(options.model_dir).resolve().name
     elif source.embedded:
-        base = "OpenELM-tiny"
+        base = "OpenELM-" + source.folder.name.removeprefix("openelm-")
     elif source.random_seed is not None:
         base = f"{source.hub_id.split('/')[-1]}-random{source.random_seed}"
     else:
@@ -152,7 +178,7 @@ def plan_export(options: ExportOptions, progress: Progress) -> Plan:
         raise UsageError(f"--format {options.format!r} is not one of {', '.join(FORMATS)}")
     if "coreai" in FORMATS[options.format]:
         check_coreai(compression)
-    if options.size is not None and options.size.strip().lower() != EMBEDDED_SIZE:
+    if options.size is not None and options.size.strip().lower() not in EMBEDDED_MODELS:
         get_preset(options.size)  # an unknown size is a usage error before any download
     with progress.step("resolve checkpoint"):
         source = resolve_source(options.size, options.instruct, options.model_dir, options.revision,
@@ -162,14 +188,17 @@ def plan_export(options: ExportOptions, progress: Progress) -> Plan:
     refuse_existing(target, options.force)  # before the slow steps; atomic_output checks again at the end
     config = source_config(source)
     context_length = options.context_length or config.max_context_length
-    check_lengths(context_length, options.prefill_length, config.max_context_length)
+    check_lengths(context_length, options.prefill_length, config.max_context_length, options.draft_tokens)
     compression.validate(config)
     if options.calibrate is not None:
         calibration_plan(config, compression)  # --quant none: a usage error before any loading
     tokenizer_spec = options.tokenizer
     if source.embedded and tokenizer_spec == DEFAULT_TOKENIZER:
-        tokenizer_spec = str(EMBEDDED_DIR)  # the embedded model has its own tokenizer, next to its weights
-    return Plan(options, compression, source, name, target, config, context_length, tokenizer_spec)
+        tokenizer_spec = str(source.folder)  # the embedded model has its own tokenizer, next to its weights
+    override = None if options.chat_template is None else read_chat_template(options.chat_template)
+    chat_template = chat_template_for(name, options.instruct, override)
+    return Plan(options, compression, source, name, target, config, context_length, tokenizer_spec,
+                chat_template=chat_template)
 
 
 def check_coreai(compression: Compression) -> None:
@@ -295,15 +324,13 @@ def verify_formats(plan: Plan, staging: Path, manifest: dict, progress: Progress
 
 def copy_tokenizer(plan: Plan, staging: Path) -> None:
     if plan.tokenizer_dir is not None:
-        for file in SHIPPED_FILES:
-            if (plan.tokenizer_dir / file).is_file():
-                shutil.copyfile(plan.tokenizer_dir / file, staging / file)
+        ship_tokenizer(plan.tokenizer_dir, staging, plan.chat_template[0])
 
 
-def graph_section(target: str, norms: dict | None) -> dict:
+def graph_section(target: str, norms: dict | None, verify_length: int = 0) -> dict:
     from exporter.graph.contract import contract
 
-    section = {"target": target, **contract(target), "norms": norms}
+    section = {"target": target, **contract(target, verify_length), "norms": norms}
     if target == ANE:
         section["coreai_norms"] = ("max_scaled everywhere: coreai-torch lowers layer_norm through torch's "
                                    "decomposition, which computes float16 statistics in float32")
@@ -313,7 +340,7 @@ def graph_section(target: str, norms: dict | None) -> dict:
 def manifest_of(plan: Plan, staging: Path, ranges) -> dict:
     tokenizer = None if plan.tokenizer_dir is None else {
         "source": str(plan.tokenizer_spec),
-        "files": [f for f in SHIPPED_FILES if (staging / f).is_file()],
+        "files": [f for f in TOKENIZER_FILES if (staging / f).is_file()],
         "add_bos": True,
     }
     manifest = build_manifest(plan.name, plan.packages, staging, plan.source.to_dict(), plan.config,
@@ -322,7 +349,10 @@ def manifest_of(plan: Plan, staging: Path, ranges) -> dict:
     if plan.calibration is not None:
         manifest["quantization"]["calibration"] = plan.calibration
     manifest["activation_range"] = ranges.to_dict()
-    manifest["graph"] = graph_section(plan.options.target, plan.norms)
+    manifest["graph"] = graph_section(plan.options.target, plan.norms, plan.verify_length)
+    manifest["verify_length"] = plan.verify_length or None
+    manifest["generation"] = generation_section(*plan.chat_template, plan.tokenizer_dir, plan.config.bos_token_id,
+                                                plan.config.eos_token_id)
     chunks = manifest["chunks"] or manifest["coreai"]["chunks"]
     weight_bytes = manifest["size"]["weight_file_bytes"] if manifest["size"] else manifest["coreai"]["package_bytes"]
     manifest["ceiling"] = decode_ceiling(weight_bytes, [state["shape"] for c in chunks for state in c["states"]])

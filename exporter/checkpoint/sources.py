@@ -24,6 +24,8 @@ MODEL_FILES = ["config.json", "generation_config.json", "*.safetensors", "model.
 EMBEDDED_SIZE = "tiny"  # the small OpenELM trained here and shipped in the package: works offline
 ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
 EMBEDDED_DIR = ASSETS_DIR / "openelm-tiny"
+DRAFT_SIZE = "tiny-draft"  # a smaller model trained the same way, with the same tokenizer: tiny's speculative drafter
+EMBEDDED_MODELS = {EMBEDDED_SIZE: EMBEDDED_DIR, DRAFT_SIZE: ASSETS_DIR / "openelm-tiny-draft"}
 
 
 @dataclass
@@ -39,7 +41,7 @@ class Source:
 
     def to_dict(self) -> dict:
         if self.embedded:
-            return {"embedded": EMBEDDED_DIR.name, "folder": str(self.folder.resolve())}
+            return {"embedded": self.folder.name, "folder": str(self.folder.resolve())}
         if self.random_seed is not None:
             return {"random_weights": {"size": self.size, "seed": self.random_seed, "shapes_of": self.hub_id}}
         if self.hub_id:
@@ -89,8 +91,8 @@ def local_checkpoint(model_dir: str | Path) -> Source:
     return Source(folder=folder)
 
 
-def embedded_checkpoint() -> Source:
-    return Source(folder=EMBEDDED_DIR, embedded=True)
+def embedded_checkpoint(size: str = EMBEDDED_SIZE) -> Source:
+    return Source(folder=EMBEDDED_MODELS[size], embedded=True)
 
 
 def hub_checkpoint(repo_id: str, revision: str | None = None) -> Source:

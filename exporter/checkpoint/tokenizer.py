@@ -58,3 +58,26 @@ def check_tokenizer(folder: Path):
     except Exception as e:  # noqa: BLE001 - tokenizers raises plain Exception for every parse failure
         message = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ExportError(f"{path}: not a valid tokenizer.json ({message}); re-download the tokenizer") from None
+
+
+def ship_tokenizer(folder: Path, staging: Path, chat_template: str | None) -> list[str]:
+    """Copy the tokenizer files into an export, tokenizer_config.json's chat template replaced by the model's own
+    (None: removed: LLaMA-2's [INST] template, which its tokenizer carries, is wrong for OpenELM). The names copied."""
+    import json
+    import shutil
+
+    copied = []
+    for name in SHIPPED_FILES:
+        source = Path(folder) / name
+        if not source.is_file():
+            continue
+        if name == "tokenizer_config.json":
+            config = json.loads(source.read_text(encoding="utf-8"))
+            config.pop("chat_template", None)
+            if chat_template is not None:
+                config["chat_template"] = chat_template
+            (staging / name).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        else:
+            shutil.copyfile(source, staging / name)
+        copied.append(name)
+    return copied

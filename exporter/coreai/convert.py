@@ -93,7 +93,7 @@ def convert_functions(model: OpenELM, settings: GraphSettings, prefill_length: i
     converter = coreai_torch.TorchConverter()
     locations = {}
     chunk = chunk or Chunk.whole(model.config.num_transformer_layers)
-    for function in graph_functions(settings.target, chunk, prefill_length):
+    for function in graph_functions(settings.target, chunk, prefill_length, settings.verify_length):
         if functions is not None and function.name not in functions:
             continue
         module = build_module(function, model, settings, chunk, exportable=True)

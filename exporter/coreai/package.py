@@ -22,9 +22,9 @@ def model_name(name: str, count: int, index: int) -> str:
 def save_model(program, destination: Path, strip_decode: bool = True) -> None:
     """Write a Core AI program as an .aimodel folder, its creation stamp fixed so equal exports are equal bytes.
     strip_decode: drop decode's locations (the gpu target); the ane target's decode holds weights prefill lacks,
-    which verification finds by their locations."""
-    if strip_decode:
-        strip_locations(program, "decode")
+    which verification finds by their locations. verify's are always dropped: it holds decode's weights."""
+    for entrypoint in ("decode", "verify") if strip_decode else ("verify",):
+        strip_locations(program, entrypoint)
     program.save_asset(Path(destination))
     metadata = Path(destination) / "metadata.json"
     document = json.loads(metadata.read_text())

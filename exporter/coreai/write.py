@@ -86,7 +86,7 @@ def theoretical_sizes(converted: ConvertedProgram, compression: CoreAICompressor
 
 def write_models(model, tensors: TensorSource, chunks: list[Chunk], settings: GraphSettings, prefill_length: int,
                  compression: CoreAICompressor, name: str, staging, progress: Progress) -> list:
-    """Each chunk as one .aimodel with entrypoints prefill and decode; [(chunk, model name, sizes, weights)],
+    """Each chunk as one .aimodel with entrypoints prefill and decode (and verify); [(chunk, model name, sizes, weights)],
     weights: {weight name: {node, recipe}}, what verification reads the model's weights back by."""
     # Every RMSNorm max-scaled: coreai-torch lowers layer_norm through torch's decomposition, which computes a
     # float16 input's statistics in float32 (ANE rule: no fp32), so the layer_norm form is Core ML's only.
@@ -95,7 +95,8 @@ def write_models(model, tensors: TensorSource, chunks: list[Chunk], settings: Gr
     for index, chunk in enumerate(chunks):
         label = "" if len(chunks) == 1 else f" [chunk {index + 1}/{len(chunks)}: layers {chunk.start}-{chunk.stop - 1}]"
         embed = "embed, " if settings.target == ANE and chunk.takes_ids else ""
-        with progress.step(f"Core AI: export + convert {embed}prefill and decode{label}"):
+        verify = " and verify" if settings.verify_length else ""
+        with progress.step(f"Core AI: export + convert {embed}prefill, decode{verify}{label}"):
             with holding(model, tensors, chunk_weight_names(model, chunk)):
                 converted = convert_functions(model, settings, prefill_length, chunk)
             collect()

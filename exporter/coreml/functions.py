@@ -42,7 +42,7 @@ def convert_functions(model, plan: WeightPlan | None, tensors: TensorSource, set
     for both. Returns the programs and the theoretical sizes, read before compression.
     """
     chunk = chunk or Chunk.whole(model.config.num_transformer_layers)
-    functions = graph_functions(settings.target, chunk, prefill_length)
+    functions = graph_functions(settings.target, chunk, prefill_length, settings.verify_length)
     if plan is None:
         return convert_whole_functions(model, settings, functions, compression, progress, chunk, label)
     programs, expected = {}, {}
@@ -51,7 +51,7 @@ def convert_functions(model, plan: WeightPlan | None, tensors: TensorSource, set
         expected[function.name] = placeholders_of(module)
         del module
     everything = set().union(*expected.values())
-    body = programs[functions[-1].name]  # decode: every matrix of the chunk but the embedding's gather
+    body = programs["decode"]  # every matrix of the chunk but the embedding's gather
     sizes = compression.theoretical_sizes(body, {plan.matrices[i].name: plan.matrices[i].shape for i in everything})
 
     def compress(names: list[str]) -> None:

@@ -6,6 +6,7 @@ from exporter.graph.host_inputs import MASK_VALUE
 from exporter.graph.signature import (
     ANE,
     EMBED_FUNCTIONS,
+    EMBED_VERIFY,
     FUNCTIONS,
     GPU,
     HIDDEN_IN,
@@ -13,6 +14,7 @@ from exporter.graph.signature import (
     LOGITS,
     MASK,
     ROTARY,
+    VERIFY,
 )
 
 GPU_DRIVING = (
@@ -32,12 +34,25 @@ ANE_DRIVING = (
 )
 
 
-def contract(target: str) -> dict:
+VERIFY_DRIVING = (
+    "speculative decoding: verify takes verify_length tokens at a position exactly as prefill does (ane: through "
+    "embed_verify, with rotary and mask for those positions): the newest token, then the drafted ones (pad a short "
+    "draft), and gives the logits of every row. Accept drafts while the token chosen from row i equals draft i; the "
+    "cache slots written for rejected drafts need no clearing: the mask is position based and the next call "
+    "overwrites them"
+)
+
+
+def contract(target: str, verify_length: int = 0) -> dict:
     """export.json's description of the functions and the inputs the caller computes, for `target`."""
+    speculative = {"verify_length": verify_length, "verify_driving": VERIFY_DRIVING} if verify_length else {}
+    body = list(FUNCTIONS) + ([VERIFY] if verify_length else [])
     if target != ANE:
-        return {"functions": list(FUNCTIONS), "prefill_logits": True, "driving": GPU_DRIVING}
+        return {"functions": body, "prefill_logits": True, "driving": GPU_DRIVING, **speculative}
+    embeds = list(EMBED_FUNCTIONS) + ([EMBED_VERIFY] if verify_length else [])
     return {
-        "functions": list(EMBED_FUNCTIONS + FUNCTIONS),
+        **speculative,
+        "functions": embeds + body,
         "prefill_logits": False,  # the rules' prompt_opt: decode the prompt's last token for its logits
         "caller_inputs": {
             ROTARY: "float16 [1, T, 2 * head_dim]: cos(p * f), then sin(p * f) with its first half negated, at "
@@ -46,7 +61,7 @@ def contract(target: str) -> dict:
             MASK: f"float16 [1, T, context_length]: row t is 0 at key slots <= position + t, else {MASK_VALUE:g}",
             HIDDEN_IN: "float16 [1, T, model_dim]: embed_*'s or the previous chunk's hidden_out",
         },
-        "outputs": {LOGITS: "decode of the last chunk: float16 [1, 1, pieces, piece_size]",
+        "outputs": {LOGITS: "decode and verify of the last chunk: float16 [1, T, pieces, piece_size]",
                     HIDDEN_OUT: "embed_*, body functions of chunks before the last, and prefill (not read)"},
         "mask_value": MASK_VALUE,
         "driving": ANE_DRIVING,
@@ -59,5 +74,15 @@ def target_of(manifest: dict) -> str:
 
 
 def logit_functions(target: str) -> tuple[str, ...]:
-    """The body functions whose last chunk gives logits: ane's prefill gives none (prompt_opt)."""
-    return ("decode",) if target == ANE else FUNCTIONS
+    """The body functions whose last chunk gives logits: ane's prefill gives none (prompt_opt); verify always does."""
+    return ("decode", VERIFY) if target == ANE else FUNCTIONS + (VERIFY,)
+
+
+def verify_length_of(manifest: dict) -> int:
+    """Tokens per verify call of an export; 0 when it has no verify function (exports before speculative decoding)."""
+    return int(manifest.get("verify_length") or 0)
+
+
+def body_functions(manifest: dict) -> tuple[str, ...]:
+    """The body functions every chunk of an export has: prefill, decode, and verify when it was exported with it."""
+    return FUNCTIONS + ((VERIFY,) if verify_length_of(manifest) else ())

@@ -3,6 +3,8 @@
 gpu: prefill and decode of exporter.graph.stateful, token ids in, logits out of both.
 ane: exporter.graph.ane's body (prefill without logits, decode with) and, in the first chunk, the token
 lookup as embed_prefill and embed_decode; all functions of a chunk share every weight and the states.
+With a verify length, both targets add verify (that many tokens, logits for every row; ane: and embed_verify),
+the speculative decoder's check of drafted tokens.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from exporter.graph.contract import logit_functions
 from exporter.graph.signature import (
     ANE,
     EMBED_FUNCTIONS,
+    EMBED_VERIFY,
     FUNCTIONS,
     HIDDEN_IN,
     HIDDEN_OUT,
@@ -26,6 +29,7 @@ from exporter.graph.signature import (
     MASK,
     POSITION,
     ROTARY,
+    VERIFY,
 )
 from exporter.graph.stateful import StatefulOpenELM
 from exporter.graph.weights import WeightPlan
@@ -43,11 +47,14 @@ class GraphFunction:
         return self.name in logit_functions(ANE)
 
 
-def graph_functions(target: str, chunk: Chunk, prefill_length: int) -> list[GraphFunction]:
+def graph_functions(target: str, chunk: Chunk, prefill_length: int, verify_length: int = 0) -> list[GraphFunction]:
+    """prefill, decode (and verify), after their token lookups (ane, first chunk); decode last but verify."""
     body = [GraphFunction(name, tokens, False) for name, tokens in zip(FUNCTIONS, (prefill_length, 1))]
-    if target != ANE or not chunk.takes_ids:
-        return body
-    return [GraphFunction(name, tokens, True) for name, tokens in zip(EMBED_FUNCTIONS, (prefill_length, 1))] + body
+    embeds = [GraphFunction(name, tokens, True) for name, tokens in zip(EMBED_FUNCTIONS, (prefill_length, 1))]
+    if verify_length:
+        body.append(GraphFunction(VERIFY, verify_length, False))
+        embeds.append(GraphFunction(EMBED_VERIFY, verify_length, True))
+    return embeds + body if target == ANE and chunk.takes_ids else body
 
 
 @dataclass
@@ -57,6 +64,7 @@ class GraphSettings:
     target: str
     context_length: int
     norm_forms: dict[str, str] | None = None
+    verify_length: int = 0  # tokens per verify call; 0: no verify function
 
 
 def build_module(function: GraphFunction, model, settings: GraphSettings, chunk: Chunk | None = None,

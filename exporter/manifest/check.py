@@ -16,8 +16,17 @@ from exporter.coreai.package import read_signatures as coreai_signatures
 from exporter.coreml.package import read_signatures
 from exporter.errors import ExportError
 from exporter.files import folder_files, sha256_file
-from exporter.graph.contract import logit_functions, target_of
-from exporter.graph.signature import ANE, EMBED_FUNCTIONS, FUNCTIONS, HIDDEN_IN, HIDDEN_OUT, INPUT_IDS, LOGITS
+from exporter.graph.contract import body_functions, logit_functions, target_of, verify_length_of
+from exporter.graph.signature import (
+    ANE,
+    EMBED_FUNCTIONS,
+    EMBED_VERIFY,
+    HIDDEN_IN,
+    HIDDEN_OUT,
+    INPUT_IDS,
+    LOGITS,
+    VERIFY,
+)
 from exporter.manifest.document import MANIFEST_NAME, inside
 
 CHANGED = "the package changed after export (re-export it)"
@@ -134,8 +143,9 @@ def check_models(folder: Path, manifest: dict, backend: str) -> None:
     paths = [inside(folder, chunk.get("package") or "") for chunk in chunks]
     declared = [Declared("the package" if len(chunks) == 1 else path.name, *reader(path)) for path in paths]
     target = target_of(manifest)
+    functions = body_functions(manifest)
     for index, (chunk, package) in enumerate(zip(chunks, declared)):
-        check_roles(chunk, package, index, len(chunks), target)
+        check_roles(chunk, package, index, len(chunks), target, functions)
     check_context(manifest, declared, target)
     check_prefill(manifest, chunks, declared, target)
     check_vocabulary(manifest, declared[-1], target)
@@ -147,7 +157,8 @@ def check_models(folder: Path, manifest: dict, backend: str) -> None:
         check_top_level(manifest, declared)
 
 
-def check_roles(chunk: dict, package: Declared, index: int, count: int, target: str) -> None:
+def check_roles(chunk: dict, package: Declared, index: int, count: int, target: str,
+                functions: tuple[str, ...]) -> None:
     """The first chunk takes input_ids (ane: its embed functions do, and every body takes hidden_in) and the last
     gives logits (ane: from decode only), hidden states between."""
     first, last = index == 0, index == count - 1
@@ -160,9 +171,10 @@ def check_roles(chunk: dict, package: Declared, index: int, count: int, target: 
         if chunk.get(role, MISSING) != name:
             raise ExportError(f"{MANIFEST_NAME}: chunks[{index}].{role} is {show(chunk.get(role, MISSING))} but "
                               f"{rule} {name}; {NOT_THIS}")
-        for function in FUNCTIONS:
+        for function in functions:
             package.feature(function, f"{role}s", output_of(chunk, function, target) if role == "output" else name)
-    for function in EMBED_FUNCTIONS if ane and first else ():
+    embeds = EMBED_FUNCTIONS + ((EMBED_VERIFY,) if VERIFY in functions else ())
+    for function in embeds if ane and first else ():
         package.feature(function, "inputs", INPUT_IDS)
         package.feature(function, "outputs", HIDDEN_OUT)
 
@@ -195,13 +207,17 @@ def check_context(manifest: dict, declared: list[Declared], target: str) -> None
 def check_prefill(manifest: dict, chunks: list[dict], declared: list[Declared], target: str) -> None:
     """prefill_length is the prefill function's T (tokens per call), decode's is 1, in every chunk, in and out."""
     claimed = manifest.get("prefill_length", MISSING)
+    verify_length = verify_length_of(manifest)
     for chunk, package in zip(chunks, declared):
-        for function in FUNCTIONS:
+        for function in body_functions(manifest):
             taken = package.feature(function, "inputs", chunk["input"])
             given = package.feature(function, "outputs", output_of(chunk, function, target))
             tokens = taken["shape"][1] if len(taken["shape"]) >= 2 else None
             if function == "prefill" and not (is_int(claimed) and claimed == tokens):
                 raise ExportError(f"{MANIFEST_NAME}: prefill_length is {show(claimed)} but {package.owner}'s prefill "
+                                  f"takes {tokens} tokens per call ({taken['name']} {taken['shape']}); {NOT_THIS}")
+            if function == "verify" and tokens != verify_length:
+                raise ExportError(f"{MANIFEST_NAME}: verify_length is {verify_length} but {package.owner}'s verify "
                                   f"takes {tokens} tokens per call ({taken['name']} {taken['shape']}); {NOT_THIS}")
             if function == "decode" and tokens != 1:
                 raise ExportError(f"{MANIFEST_NAME}: {package.owner}'s decode takes {tokens} tokens per call "
@@ -213,10 +229,11 @@ def check_prefill(manifest: dict, chunks: list[dict], declared: list[Declared], 
 
 def check_vocabulary(manifest: dict, last: Declared, target: str) -> None:
     """vocab_size fits the logits [1, T, pieces, piece_size] (only the last piece padded), as logits_layout says."""
-    shapes = [last.feature(function, "outputs", LOGITS)["shape"] for function in logit_functions(target)]
+    shapes = [last.feature(function, "outputs", LOGITS)["shape"] for function in logit_functions(target)
+              if function in body_functions(manifest)]
     if any(len(shape) != 4 or shape[2:] != shapes[0][2:] for shape in shapes):
         raise ExportError(f"{MANIFEST_NAME}: {last.owner}'s logits are {' and '.join(map(str, shapes))}, not "
-                          f"[1, T, pieces, piece_size] in both functions; {NOT_THIS}")
+                          f"[1, T, pieces, piece_size] in every function; {NOT_THIS}")
     shape = shapes[0]
     pieces, piece_size = shape[2], shape[3]
     vocab = manifest.get("vocab_size", MISSING)

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import torch
 
-from exporter.checkpoint.sources import EMBEDDED_SIZE, Source, embedded_checkpoint, hub_checkpoint, local_checkpoint
+from exporter.checkpoint.sources import (
+    EMBEDDED_MODELS,
+    Source,
+    embedded_checkpoint,
+    hub_checkpoint,
+    local_checkpoint,
+)
 from exporter.checkpoint.tensors import (
     CONFIG_NAME,
     RandomTensors,
@@ -56,10 +62,10 @@ def resolve_source(size: str | None = None, instruct: bool = False, model_dir: s
         return local_checkpoint(model_dir)
     if size is None:
         raise UsageError("say which model to export: --size (tiny, 270m, 450m, 1_1b, 3b) or --model-dir PATH")
-    if size.strip().lower() == EMBEDDED_SIZE:
+    if size.strip().lower() in EMBEDDED_MODELS:
         if instruct or revision is not None:
-            raise UsageError("--size tiny is the embedded model: it has no --instruct variant or --revision")
-        return embedded_checkpoint()
+            raise UsageError(f"--size {size} is an embedded model: it has no --instruct variant or --revision")
+        return embedded_checkpoint(size.strip().lower())
     return hub_checkpoint(get_preset(size).hub_id(instruct), revision)
 
 

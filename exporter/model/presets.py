@@ -37,7 +37,8 @@ PRESETS = {
     )
 }
 ALIASES = {"1.1b": "1_1b"}
-SIZE_CHOICES = ["tiny"] + sorted(PRESETS) + sorted(ALIASES)  # tiny: the embedded model (exporter.checkpoint.sources)
+# tiny: the embedded model, tiny-draft: its speculative drafter (exporter.checkpoint.sources)
+SIZE_CHOICES = ["tiny", "tiny-draft"] + sorted(PRESETS) + sorted(ALIASES)
 
 
 def get_preset(size: str) -> SizePreset:

@@ -126,12 +126,13 @@ class RecordedChunk:
 
 
 def run_chunk_by_chunk(packages: list, manifest: dict, tokens: list[int], prompt_length: int,
-                       float32_limit_bytes: int | None = None, programs=None):
+                       float32_limit_bytes: int | None = None, programs=None, drive=None):
     """package_run of a (possibly split) export with the float16 executor, one chunk at a time.
 
     float32_limit_bytes: a chunk whose weights take more than this widened to float32 keeps them float16
     (the same results, slower: every op widens them again). programs: a ProgramShelf to load the packages
-    with, which keeps them for the de-quantized reference; without one each is dropped after its run."""
+    with, which keeps them for the de-quantized reference; without one each is dropped after its run.
+    drive(executor): other calls than package_run's (exporter.verify.speculative), its last chunk's result returned."""
     from exporter.verify.executor import ProgramExecutor, widened_weight_bytes
     from exporter.verify.programs import read_program
 
@@ -140,17 +141,19 @@ def run_chunk_by_chunk(packages: list, manifest: dict, tokens: list[int], prompt
         too_big = float32_limit_bytes is not None and widened_weight_bytes(program) > float32_limit_bytes
         return ProgramExecutor.from_program(program, keep_large_float16=too_big)
 
-    return run_chunks(packages, manifest["chunks"], manifest, tokens, prompt_length, executor_for)
+    return run_chunks(packages, manifest["chunks"], manifest, tokens, prompt_length, executor_for, drive)
 
 
 def run_chunks(paths: list, chunks: list[dict], manifest: dict, tokens: list[int], prompt_length: int,
-               executor_for) -> tuple[np.ndarray, int]:
-    """package_run of a (possibly split) export, one chunk at a time; executor_for(path, chunk) loads one."""
+               executor_for, drive=None):
+    """package_run (or `drive`) of a (possibly split) export, one chunk at a time; executor_for(path, chunk) loads
+    one. The calls may not depend on the outputs: each chunk replays them on the previous chunk's outputs."""
+    drive = drive or (lambda stage: package_run(stage, manifest, tokens, prompt_length))
     recorded = None
     for path, chunk in zip(paths, chunks):
         executor = executor_for(path, chunk)
         stage = RecordedChunk(executor, chunk, recorded)
-        result = package_run(stage, manifest, tokens, prompt_length)
+        result = drive(stage)
         recorded = stage.outputs
         if hasattr(executor, "close"):
             executor.close()
@@ -159,11 +162,11 @@ def run_chunks(paths: list, chunks: list[dict], manifest: dict, tokens: list[int
     return result
 
 
-def coreai_run(paths: list, manifest: dict, tokens: list[int], prompt_length: int) -> tuple[np.ndarray, int]:
-    """package_run of a Core AI export in Apple's runtime (coreai-core), one chunk at a time."""
+def coreai_run(paths: list, manifest: dict, tokens: list[int], prompt_length: int, drive=None):
+    """package_run (or `drive`) of a Core AI export in Apple's runtime (coreai-core), one chunk at a time."""
     from exporter.coreai.runtime import CoreAIExecutor
 
-    return run_chunks(paths, manifest["coreai"]["chunks"], manifest, tokens, prompt_length, CoreAIExecutor)
+    return run_chunks(paths, manifest["coreai"]["chunks"], manifest, tokens, prompt_length, CoreAIExecutor, drive)
 
 
 class CoreMLExecutor:

@@ -23,6 +23,7 @@ from exporter.verify.greedy import run_reference
 from exporter.verify.programs import ProgramShelf
 from exporter.verify.reference import logits_for
 from exporter.verify.report import DEFAULT_TOTAL, TOTAL_THRESHOLDS, ParityReport
+from exporter.verify.speculative import check_verify_function
 from quant.recipes import MIXED_DEFAULT_MAP
 
 # With a reference too big to hold in float32 twice, the executor widens a chunk's float16 weights to float32
@@ -62,11 +63,14 @@ def verify(packages: list, manifest: dict, model: OpenELM, prompt: list[int], st
     reference = run_reference(model, prompt, steps)
     tokens, reference_logits = reference.tokens, reference.logits
     big = is_streamed(model)  # the model is too big to hold in float32 twice
-    if backend == "coreai":
-        package_logits, calls, first = coreai_run(packages, manifest, tokens, len(prompt))
-    else:
-        package_logits, calls, first = run_chunk_by_chunk(
-            packages, manifest, tokens, len(prompt), EXECUTOR_FLOAT32_LIMIT_BYTES if big else None, programs)
+
+    def run(drive=None):
+        if backend == "coreai":
+            return coreai_run(packages, manifest, tokens, len(prompt), drive)
+        return run_chunk_by_chunk(packages, manifest, tokens, len(prompt),
+                                  EXECUTOR_FLOAT32_LIMIT_BYTES if big else None, programs, drive)
+
+    package_logits, calls, first = run()
     # The ane target's prefill returns no logits: its rows start at the prompt's last token.
     reference_logits, compared_prompt = reference_logits[first:], len(prompt) - first
     quantization = manifest.get("quantization", {})
@@ -89,6 +93,7 @@ def verify(packages: list, manifest: dict, model: OpenELM, prompt: list[int], st
         report.dequantized_reference = compare(logits_for(dequantized_model, tokens)[first:], package_logits,
                                                compared_prompt)
         del dequantized_model  # and its programs
+    report.verify_function = check_verify_function(run, manifest, tokens)
     if programs is not None:
         programs.release()
     report.activation_range = reference.activation_range.to_dict()

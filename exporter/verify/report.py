@@ -68,6 +68,7 @@ class ParityReport:
     seconds: float = 0.0
     runtime: str = "Core ML package on elm-export's float16 executor"  # what computed the package's logits
     scope: str | None = None  # when less than the whole export ran (a twin): what ran and what that proves
+    verify_function: Comparison | None = None  # speculative decoding's verify against decode (exporter.verify.speculative)
 
     @property
     def passed(self) -> bool:
@@ -77,6 +78,8 @@ class ParityReport:
             # rows only, ~33 by default, where one such swap is 3%).
             ok = ok and self.dequantized_reference.passes(self.graph_thresholds, judge_top1=self.judge_total,
                                                           forgive_ties=True)
+        if self.verify_function is not None:  # the same package's two functions: only float16 noise between them
+            ok = ok and self.verify_function.passes(self.graph_thresholds, forgive_ties=True)
         return ok
 
     def to_dict(self) -> dict:
@@ -105,6 +108,7 @@ def format_report(report: ParityReport, name: str) -> str:
             "" if report.judge_total else f"  ({why_not}: not judged)"),
         row("vs de-quantized reference", report.dequantized_reference, report.graph_thresholds,
             "" if report.judge_total else f"  ({why_not}: top-1 not judged)"),
+        row("verify fn vs decode", report.verify_function, report.graph_thresholds, "  (rejected drafts overwritten)"),
     ]
     if report.sample:
         lines.append(f"  {'greedy continuation':<28}{report.sample['continuation']!r}")

@@ -32,7 +32,7 @@ def test_contract_names_what_each_target_calls():
     assert target_of({}) == "gpu" and target_of({"graph": {"target": "ane"}}) == "ane"
     assert contract("ane")["functions"] == ["embed_prefill", "embed_decode", "prefill", "decode"]
     assert not contract("ane")["prefill_logits"] and contract("gpu")["prefill_logits"]
-    assert logit_functions("ane") == ("decode",) and logit_functions("gpu") == ("prefill", "decode")
+    assert logit_functions("ane") == ("decode", "verify") and logit_functions("gpu") == ("prefill", "decode", "verify")
 
 
 def test_the_swift_golden_inputs_are_what_python_computes():

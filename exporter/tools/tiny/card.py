@@ -1,4 +1,8 @@
-"""The tiny model's card (README.md) and its loss-curve figure, an SVG written by hand."""
+"""A tiny model's card (README.md) and its loss-curve figure, an SVG written by hand.
+
+One template describes OpenELM-tiny and its draft (exporter.tools.tiny.configs): training_log.json
+records which `model` it is (OpenELM-tiny's first log predates that and means "tiny").
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,9 @@ from xml.sax.saxutils import escape
 
 from exporter.model.config import OpenELMConfig
 from exporter.tools.tiny import corpus
+from exporter.tools.tiny.configs import SPECS, TINY, ModelSpec
 
-TRAIN_COMMAND = "make tiny-model    # = python -m exporter.tools.tiny.train --out exporter/assets/openelm-tiny"
+TRAIN_COMMAND = TINY.train_command
 
 
 def smoothed(values: list[float], weight: float = 0.9) -> list[float]:
@@ -33,7 +38,7 @@ def tick_spacing(span: int, most: int = 10) -> int:
         exponent += 1
 
 
-def loss_curve_svg(history: dict, width: int = 720, height: int = 400) -> str:
+def loss_curve_svg(history: dict, width: int = 720, height: int = 400, title: str = TINY.title) -> str:
     """Training loss (raw and smoothed) and held-out loss against step, as a standalone SVG."""
     train = history["train_loss"]
     left, right, top, bottom = 64, 20, 40, 52
@@ -57,7 +62,7 @@ def loss_curve_svg(history: dict, width: int = 720, height: int = 400) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
         f'<rect width="{width}" height="{height}" fill="white"/>',
-        f'<text x="{width / 2}" y="22" text-anchor="middle" font-size="15">OpenELM-tiny: cross-entropy per token</text>',
+        f'<text x="{width / 2}" y="22" text-anchor="middle" font-size="15">{escape(title)}: cross-entropy per token</text>',
     ]
     for loss in range(y_min, y_max + 1):  # horizontal grid, one line per nat
         parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y(loss):.1f}" y2="{y(loss):.1f}" stroke="#ddd"/>')
@@ -102,9 +107,53 @@ def layer_table(config: OpenELMConfig) -> str:
     return "\n".join(rows)
 
 
+def model_spec(results: dict) -> ModelSpec:
+    return SPECS[results.get("model", TINY.name)]
+
+
+def purpose(spec: ModelSpec, results: dict) -> str:
+    """The card's opening sentence after "shipped inside elm-export (folder)", line breaks included."""
+    if spec.target is None:
+        return """, so the exporter's tests and demos run on real,
+trained weights without a Hub download."""
+    d = results["draft"]
+    return f""" as the draft model for
+speculative decoding with OpenELM-tiny (`{spec.target.as_posix()}/`): the same tokenizer, byte for
+byte, the same training text and recipe, {d['target_non_embedding_macs'] / d['non_embedding_macs']:.1f}x fewer multiply-adds per token
+outside the embedding and {d['target_parameters'] / results['parameters']:.1f}x fewer parameters."""
+
+
+def draft_section(spec: ModelSpec, config: OpenELMConfig, results: dict) -> str:
+    """The draft's comparison with its target, ending in a blank line; nothing for a model that drafts for none."""
+    if spec.target is None:
+        return ""
+    d, s = results["draft"], results["draft"]["speculative"]
+    return f"""## As a draft for OpenELM-tiny
+
+Measured by `exporter.tools.tiny.speculative` against `{spec.target.as_posix()}`, with the reference model.
+
+| | this draft | OpenELM-tiny |
+|---|---:|---:|
+| parameters | {results['parameters']:,} | {d['target_parameters']:,} |
+| decoder multiply-adds per token (projections) | {d['non_embedding_macs']:,} | {d['target_non_embedding_macs']:,} |
+| perplexity, all held-out chapters | {results['heldout_split_perplexity']:.2f} | {d['target_heldout_split_perplexity']:.2f} |
+| perplexity, `heldout.txt` | {results['heldout_sample_perplexity']:.2f} | {d['target_heldout_sample_perplexity']:.2f} |
+
+Greedy agreement (both models read the held-out text, {config.max_context_length}-token windows; the share of
+positions where their most likely next tokens are the same): {d['greedy_agreement_split']:.1%} over all held-out
+chapters, {d['greedy_agreement_sample']:.1%} over `heldout.txt`.
+
+Greedy speculative decoding of the {s['prompts']} sample prompts ({s['generated_tokens']} new tokens, the draft proposing
+{s['lookahead']} tokens per step): {s['tokens_per_target_pass']:.2f} tokens per OpenELM-tiny forward pass, against 1 without a
+draft; the output {'is' if s['same_as_target_greedy'] else 'is not quite (float near-ties)'} OpenELM-tiny's own greedy output.
+
+"""
+
+
 def write_card(folder: Path, config: OpenELMConfig, results: dict, history: dict) -> None:
     folder = Path(folder)
-    (folder / "loss_curve.svg").write_text(loss_curve_svg(history))
+    spec = model_spec(results)
+    (folder / "loss_curve.svg").write_text(loss_curve_svg(history, title=spec.title))
     s = results["settings"]
     minutes = results["total_seconds"] / 60
     heldout_names = ", ".join(results["heldout_chapters"])
@@ -115,22 +164,27 @@ def write_card(folder: Path, config: OpenELMConfig, results: dict, history: dict
         for g in results["generations"]
     )
     embedding = config.vocab_size * config.model_dim
+    own_tokenizer = spec.tokenizer_from is None
+    tokenizer_origin = "" if own_tokenizer else (
+        f"OpenELM-tiny's tokenizer files, copied byte for byte from `{spec.tokenizer_from.as_posix()}/`\n"
+        "(a draft must share its target's vocabulary).\n")
+    sample_where = "shipped here" if spec.target is None else f"shipped in `{spec.target.as_posix()}/`"
+    heldout_file = "`heldout.txt`, " if spec.target is None else ""
     text = f"""---
 license: mit
 language: en
 library_name: elm-export
-tags: [openelm, test-fixture, tiny]
+tags: [{", ".join(spec.tags)}]
 ---
 
-# OpenELM-tiny (King James Bible)
+# {spec.title} (King James Bible)
 
 A {results['parameters'] / 1e6:.1f}M-parameter model with exactly the architecture of Apple's OpenELM
 (`apple/OpenELM-*`), trained from scratch in {minutes:.0f} minutes on 2 CPU cores and shipped
-inside elm-export (`exporter/assets/openelm-tiny/`), so the exporter's tests and demos run on real,
-trained weights without a Hub download. It writes text that sounds like the King James Bible and
+inside elm-export (`{spec.folder.as_posix()}/`){purpose(spec, results)} It writes text that sounds like the King James Bible and
 knows nothing else: it is a test fixture, not a useful language model.
 
-Load it like any Hub checkpoint: `load_checkpoint("exporter/assets/openelm-tiny")` (exporter.model.load) for the
+Load it like any Hub checkpoint: `load_checkpoint("{spec.folder.as_posix()}")` (exporter.model.load) for the
 weights and `transformers.AutoTokenizer.from_pretrained(...)` (or `tokenizers.Tokenizer.from_file`) for
 the tokenizer.
 
@@ -171,7 +225,7 @@ never seen by the tokenizer or the model: {heldout_names}. Training text:
 
 ## Tokenizer
 
-A byte-fallback BPE in exactly LLaMA-2's Hugging Face format (the tokenizer OpenELM uses), trained on
+{tokenizer_origin}A byte-fallback BPE in exactly LLaMA-2's Hugging Face format (the tokenizer OpenELM uses), trained on
 the training chapters with the `tokenizers` library: {config.vocab_size} tokens, `<unk>`=0, `<s>`=1 (BOS,
 prepended), `</s>`=2 (EOS), the 256 byte tokens `<0x00>`..`<0xFF>` at ids 3..258, then the learned pieces.
 Any character outside the vocabulary (accents, CJK, emoji) is spelled as its UTF-8 bytes, so every
@@ -180,7 +234,7 @@ string round-trips. About 4 characters per token on this text.
 ## Training
 
 ```
-{TRAIN_COMMAND}
+{spec.train_command}
 ```
 
 Seeded (seed {s['seed']}), {s['threads']} CPU threads, `torch.use_deterministic_algorithms(True)`, PyTorch
@@ -206,9 +260,9 @@ predicted once, documents laid out as in training). A model that learned nothing
 | held-out text | tokens | perplexity |
 |---|---:|---:|
 | all {len(results['heldout_chapters'])} held-out chapters | {results['heldout_split_tokens']:,} | {results['heldout_split_perplexity']:.2f} |
-| `heldout.txt` ({sample_chapters}; shipped here, scored by the tests) | {results['heldout_sample_tokens']:,} | {results['heldout_sample_perplexity']:.2f} |
+| `heldout.txt` ({sample_chapters}; {sample_where}, scored by the tests) | {results['heldout_sample_tokens']:,} | {results['heldout_sample_perplexity']:.2f} |
 
-## Samples
+{draft_section(spec, config, results)}## Samples
 
 Each prompt is encoded with BOS and continued by the model, greedily with `OpenELM.generate` and by
 seeded top-k sampling; the printed text includes the prompt.
@@ -217,7 +271,7 @@ seeded top-k sampling; the printed text includes the prompt.
 ## Files
 
 `config.json` and `model.safetensors` (Hub layout, read by `exporter.checkpoint.load_checkpoint`),
-`tokenizer.json` + `tokenizer_config.json` (LLaMA-2 format), `heldout.txt`, `training_log.json`
+`tokenizer.json` + `tokenizer_config.json` (LLaMA-2 format), {heldout_file}`training_log.json`
 (every loss, the settings and results above), `loss_curve.svg`, this card.
 """
     (folder / "README.md").write_text(text)

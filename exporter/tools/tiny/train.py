@@ -1,6 +1,11 @@
 """Train the embedded tiny OpenELM end to end: corpus, tokenizer, model, metrics, model card.
 
     python -m exporter.tools.tiny.train --out exporter/assets/openelm-tiny
+    python -m exporter.tools.tiny.train --config draft --out exporter/assets/openelm-tiny-draft
+
+The draft (exporter.tools.tiny.configs) is a smaller OpenELM for speculative decoding: it copies
+OpenELM-tiny's tokenizer files instead of training a tokenizer, trains the same way, and is
+also scored against OpenELM-tiny (greedy agreement, tokens kept per verification pass).
 
 Everything is seeded and single-process, so two runs on the same machine write the same
 files (wall-clock times in the card aside). The step count is fixed rather than a time
@@ -14,6 +19,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,40 +33,18 @@ import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer
 
-from exporter.model.config import OpenELMConfig, expand_layerwise
-from exporter.model.load import save_checkpoint
+from exporter.model.load import load_checkpoint, save_checkpoint
 from exporter.model.metrics import perplexity
 from exporter.model.openelm import KVCache, OpenELM
 from exporter.tools.tiny import card, corpus
-from exporter.tools.tiny.tokenizer import DEFAULT_VOCAB_SIZE, encode_documents, save_tokenizer, train_tokenizer
+from exporter.tools.tiny.configs import SPECS, ModelSpec, non_embedding_macs
+from exporter.tools.tiny.speculative import greedy_agreement, speculative_summary
+from exporter.tools.tiny.tokenizer import encode_documents, save_tokenizer, train_tokenizer
 
 HELDOUT_SAMPLE_NAME = "heldout.txt"
 HELDOUT_SAMPLE_CHARS = 8000  # the committed sample the tests score: a few KB of held-out chapters
 PROMPTS = ["And God said", "Blessed are the", "In the beginning"]
-
-
-def tiny_config(vocab_size: int = DEFAULT_VOCAB_SIZE) -> OpenELMConfig:
-    """OpenELM's architecture at 3/20 of the 270M model's width, with real layer-wise scaling.
-
-    head_dim 16 with 4 query heads per KV head makes the (0.5, 1.0) qkv multipliers give
-    8 then 12 query heads (2 then 3 KV heads), and the (0.5, 4.0) FFN multipliers three
-    FFN widths (256, 512, 768), so every per-layer code path sees unequal layers, while
-    the float32 weights stay near 12 MB.
-    """
-    layers, model_dim, head_dim, gqa = 6, 192, 16, 4
-    qkv_multipliers, ffn_multipliers = [0.5, 1.0], [0.5, 4.0]
-    per_layer = expand_layerwise(layers, model_dim, head_dim, gqa, qkv_multipliers, ffn_multipliers)
-    return OpenELMConfig(
-        num_transformer_layers=layers,
-        model_dim=model_dim,
-        head_dim=head_dim,
-        num_gqa_groups=gqa,
-        vocab_size=vocab_size,
-        max_context_length=512,
-        rope_max_length=1024,
-        qkv_multipliers=qkv_multipliers,
-        **per_layer,
-    )
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 
 
 @dataclass(frozen=True)
@@ -206,13 +190,51 @@ def state_digest(state: dict[str, torch.Tensor]) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="folder to write the model, tokenizer and card to")
+    parser.add_argument("--config", choices=sorted(SPECS), default="tiny",
+                        help="which model: tiny (OpenELM-tiny) or draft (its speculative-decoding draft)")
+    parser.add_argument("--draft", dest="config", action="store_const", const="draft", help="same as --config draft")
     parser.add_argument("--steps", type=int, default=TrainSettings.steps, help="optimizer steps (default %(default)s)")
     parser.add_argument("--seed", type=int, default=TrainSettings.seed)
     return parser.parse_args(argv)
 
 
+def prepare_tokenizer(spec: ModelSpec, train_chapters: list[corpus.Chapter], out: Path) -> Tokenizer:
+    """Train a tokenizer on the training chapters, or copy `spec.tokenizer_from`'s files byte for byte."""
+    if spec.tokenizer_from is None:
+        tokenizer = train_tokenizer(verse for chapter in train_chapters for verse in chapter.verses)
+        save_tokenizer(tokenizer, out, spec.config(tokenizer.get_vocab_size()).max_context_length)
+        return tokenizer
+    out.mkdir(parents=True, exist_ok=True)
+    for name in TOKENIZER_FILES:
+        shutil.copyfile(spec.installed(spec.tokenizer_from) / name, out / name)
+    saved = json.loads((out / "tokenizer_config.json").read_text())
+    tokenizer = Tokenizer.from_file(str(out / "tokenizer.json"))
+    if saved["model_max_length"] != spec.config(tokenizer.get_vocab_size()).max_context_length:
+        raise RuntimeError(f"{spec.tokenizer_from}'s tokenizer is for another context length")
+    return tokenizer
+
+
+def draft_results(model: OpenELM, spec: ModelSpec, tokenizer: Tokenizer, split_ids, sample_ids) -> dict:
+    """The draft beside its target: size, per-token work, perplexity, greedy agreement, speculative decoding."""
+    target = load_checkpoint(spec.installed(spec.target))
+    if target.config.vocab_size != model.config.vocab_size:
+        raise RuntimeError(f"{spec.target} has another vocabulary than the draft")
+    return {
+        "target": spec.target.name,
+        "target_parameters": target.num_parameters(),
+        "non_embedding_macs": non_embedding_macs(model.config),
+        "target_non_embedding_macs": non_embedding_macs(target.config),
+        "target_heldout_split_perplexity": perplexity(target, split_ids),
+        "target_heldout_sample_perplexity": perplexity(target, sample_ids),
+        "greedy_agreement_split": greedy_agreement(model, target, split_ids),
+        "greedy_agreement_sample": greedy_agreement(model, target, sample_ids),
+        "speculative": speculative_summary(model, target, [tokenizer.encode(p).ids for p in PROMPTS]),
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    spec = SPECS[args.config]
     settings = TrainSettings(steps=args.steps, seed=args.seed)
     started, started_cpu = time.perf_counter(), time.process_time()
 
@@ -222,9 +244,8 @@ def main(argv: list[str] | None = None) -> None:
 
     chapters = corpus.read_chapters()
     train_chapters, heldout_chapters = corpus.split_chapters(chapters)
-    tokenizer = train_tokenizer(verse for chapter in train_chapters for verse in chapter.verses)
-    config = tiny_config(tokenizer.get_vocab_size())
-    save_tokenizer(tokenizer, args.out, config.max_context_length)
+    tokenizer = prepare_tokenizer(spec, train_chapters, args.out)
+    config = spec.config(tokenizer.get_vocab_size())
     train_ids = torch.tensor(encode_documents(tokenizer, [c.text for c in train_chapters]))
     heldout_split_ids = torch.tensor(encode_documents(tokenizer, [c.text for c in heldout_chapters]))
     print(f"corpus: {len(train_chapters)} training chapters ({train_ids.numel():,} tokens), "
@@ -232,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
 
     model = OpenELM(config)
     init_weights(model, settings.seed)
-    print(f"model: {model.num_parameters():,} parameters, q heads {config.num_query_heads}, "
+    print(f"model {spec.title}: {model.num_parameters():,} parameters, q heads {config.num_query_heads}, "
           f"kv heads {config.num_kv_heads}, ffn {config.ffn_dims}")
     history = train(model, train_ids, heldout_split_ids, settings)
     model.eval()
@@ -240,9 +261,11 @@ def main(argv: list[str] | None = None) -> None:
     state = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
     save_checkpoint(args.out, config, state)
     sample_text = heldout_sample(heldout_chapters)
-    (args.out / HELDOUT_SAMPLE_NAME).write_text(sample_text)
+    if spec.target is None:  # a draft is scored on its target's copy, never writes its own
+        (args.out / HELDOUT_SAMPLE_NAME).write_text(sample_text)
     sample_ids = heldout_ids(tokenizer, sample_text)
     results = {
+        "model": spec.name,
         "heldout_split_perplexity": perplexity(model, heldout_split_ids),
         "heldout_split_tokens": heldout_split_ids.numel(),
         "heldout_sample_perplexity": perplexity(model, sample_ids),
@@ -259,13 +282,21 @@ def main(argv: list[str] | None = None) -> None:
         "settings": asdict(settings),
         "torch_version": torch.__version__,
     }
+    if spec.target is not None:
+        results["draft"] = draft_results(model, spec, tokenizer, heldout_split_ids, sample_ids)
     results["total_seconds"] = round(time.perf_counter() - started, 1)
     results["total_cpu_seconds"] = round(time.process_time() - started_cpu, 1)
     (args.out / "training_log.json").write_text(json.dumps({**results, "history": history}, indent=1) + "\n")
     card.write_card(args.out, config, results, history)
+    report(results)
+
+
+def report(results: dict) -> None:
     print(f"held-out perplexity {results['heldout_split_perplexity']:.2f} (split), "
           f"{results['heldout_sample_perplexity']:.2f} ({HELDOUT_SAMPLE_NAME}); "
           f"weights sha256 {results['weights_sha256'][:16]}; {results['total_seconds']:.0f}s in all")
+    if "draft" in results:
+        print("against the target: " + json.dumps(results["draft"]))
     for g in results["generations"]:
         print(f"  greedy : {g['greedy']!r}\n  sampled: {g['sampled']!r}")
 

@@ -5,6 +5,9 @@ import Observation
 /// Loads the model once and streams replies into `messages`. UI-independent: `ChatView` shows it,
 /// tests drive it with a fake model.
 ///
+/// An export with a chat template (an instruct model) gets the whole conversation rendered with
+/// it for every reply; a base model gets the newest message alone, as text to continue.
+///
 /// The model runs with Core AI when the folder holds a Core AI model and the OS has Core AI
 /// (iOS 27 / macOS 27), else with Core ML (`preferredFormat` overrides the choice).
 ///
@@ -37,6 +40,9 @@ public final class ChatSession {
     private var generator: Generator?
     private var addBOS = true
     private var eosTokenId: Int?
+    private var stopTokenIds: Set<Int> = []
+    /// The export's chat template; nil for a base model.
+    private var chatPrompt: ChatPrompt?
     private var loadSeconds = 0.0
     /// The newest reply's task. A reply's task ends only once its model calls are over (a stopped
     /// one included), and each reply's task first waits for the one before it.
@@ -78,17 +84,26 @@ public final class ChatSession {
             let (generator, manifest, format, seconds) = loaded
             let packageCount = manifest.chunks(for: format).count
             let packages = packageCount > 1 ? "\(packageCount) packages, " : ""
+            var note = ""
+            var chatPrompt: ChatPrompt?
+            do {
+                chatPrompt = try ChatPrompt.forExport(manifest, tokenizer: generator.tokenizer)
+            } catch {
+                note = "; its chat template cannot be used (\(error)), so messages go as plain text"
+            }
             use(generator, addBOS: manifest.tokenizer?.addBOS ?? true,
                 eosTokenId: manifest.eosTokenId ?? generator.tokenizer?.eosTokenId, loadSeconds: seconds,
-                status: "\(manifest.name) ready (\(format.displayName), \(packages)loaded in \(String(format: "%.1f", seconds)) s)")
+                status: "\(manifest.name) ready (\(format.displayName), \(packages)loaded in \(String(format: "%.1f", seconds)) s)\(note)",
+                chatPrompt: chatPrompt, stopTokenIds: Set(manifest.generation?.stopTokenIds ?? []))
         } catch {
             status = "Could not load the model: \(error)"
         }
     }
 
-    /// Uses a model loaded elsewhere (any `LanguageModel`; tests use fakes). The generator needs a tokenizer.
+    /// Uses a model loaded elsewhere (any `LanguageModel`; tests use fakes). The generator needs a
+    /// tokenizer. With `chatPrompt`, each reply's prompt is the conversation rendered with it.
     public func use(_ generator: Generator, addBOS: Bool = true, eosTokenId: Int? = nil, loadSeconds: Double = 0,
-                    status: String = "Ready") {
+                    status: String = "Ready", chatPrompt: ChatPrompt? = nil, stopTokenIds: Set<Int> = []) {
         guard generator.tokenizer != nil else {
             self.status = "The model has no tokenizer; export it again with one to chat."
             return
@@ -96,6 +111,8 @@ public final class ChatSession {
         self.generator = generator
         self.addBOS = addBOS
         self.eosTokenId = eosTokenId
+        self.chatPrompt = chatPrompt
+        self.stopTokenIds = stopTokenIds
         self.loadSeconds = loadSeconds
         self.status = status
         isReady = true
@@ -105,15 +122,20 @@ public final class ChatSession {
         guard let generator, let tokenizer = generator.tokenizer, !isGenerating,
               !prompt.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { return }
         messages.append(ChatMessage(role: .user, text: prompt))
+        let tokens: [Int]
+        do {
+            tokens = try promptTokens(tokenizer, contextLength: generator.model.contextLength)
+        } catch {
+            messages.append(ChatMessage(role: .model, text: "", stats: "Error: \(error)"))
+            return
+        }
         messages.append(ChatMessage(role: .model, text: ""))
         let replyIndex = messages.count - 1
         isGenerating = true
         tokensPerSecond = nil
 
-        // OpenELM base models continue text; the prompt is sent as is.
-        let tokens = tokenizer.encode(prompt, addBOS: addBOS)
         let options = GenerationOptions(maxNewTokens: maxTokens, sampling: sampling,
-                                        eosTokenId: eosTokenId ?? tokenizer.eosTokenId)
+                                        eosTokenId: eosTokenId ?? tokenizer.eosTokenId, stopTokenIds: stopTokenIds)
         let load = loadSeconds
         let previous = generation
         generation = Task {
@@ -131,6 +153,15 @@ public final class ChatSession {
                 isGenerating = false  // after stop(), a newer reply may own the flag
             }
         }
+    }
+
+    /// The prompt for a reply to the newest message: the conversation so far rendered with the
+    /// chat template (oldest turns dropped when it would leave no room for the reply), or, for a
+    /// base model, which continues text, the newest message as is.
+    private func promptTokens(_ tokenizer: Tokenizer, contextLength: Int) throws -> [Int] {
+        guard let chatPrompt else { return tokenizer.encode(messages[messages.count - 1].text, addBOS: addBOS) }
+        let turns = messages.map { ChatTurn(role: $0.role == .user ? "user" : "assistant", content: $0.text) }
+        return try chatPrompt.tokens(for: turns, tokenizer: tokenizer, budget: max(contextLength - maxTokens, contextLength / 2))
     }
 
     /// Ends the current reply now; its model call in flight finishes in the background, and the

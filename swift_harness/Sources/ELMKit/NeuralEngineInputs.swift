@@ -124,7 +124,7 @@ public struct NeuralEngineInputs: Sendable, Equatable {
 public struct NeuralEngineCall: Sendable, Equatable {
     public let function: ModelFunction
     public let position: Int
-    /// T: prefill_length for prefill, 1 for decode.
+    /// T: prefill_length for prefill, 1 for decode, verify_length for verify.
     public let tokens: Int
     /// [1, T, rotaryWidth]
     public let rotary: [UInt16]
@@ -135,7 +135,7 @@ public struct NeuralEngineCall: Sendable, Equatable {
 
     public var rotaryShape: [Int] { [1, tokens, rotaryWidth] }
     public var maskShape: [Int] { [1, tokens, contextLength] }
-    /// The embed function the first chunk runs first: "embed_prefill" or "embed_decode".
+    /// The embed function the first chunk runs first: "embed_prefill", "embed_decode" or "embed_verify".
     public var embedFunction: String { ChunkSpec.embedFunctionName(function) }
 }
 

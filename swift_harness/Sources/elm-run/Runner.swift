@@ -12,33 +12,93 @@ enum Runner {
         guard manifest.tokenizer != nil else {
             throw ManifestError(source: folder.path, reason: "the model was exported without a tokenizer; export again with a tokenizer to run text prompts")
         }
-        // Before loading anything: a --format the folder lacks is a one-line error.
+        // Before loading anything: a --format the folder lacks, or --chat without a template, is a one-line error.
         let format = try ModelLoader.chooseFormat(for: manifest, preferred: options.format)
+        let speculation = try Speculation.resolve(options.speculation, draftFolder: options.draftFolder, exportHasVerify: manifest.hasVerify)
         let tokenizer = try Tokenizer(contentsOf: folder)
+        let chat = options.chat ? try chatPrompt(manifest, tokenizer) : nil
         // On stderr, so stdout holds only the generated text and the stats line.
-        FileHandle.standardError.write(Data("Loading \(manifest.name) with \(format.displayName): \(manifest.packagesDescription(for: format))\n".utf8))
+        log("Loading \(manifest.name) with \(format.displayName): \(manifest.packagesDescription(for: format))")
 
         let loadStart = ContinuousClock.now
         let model = try await ModelLoader.load(folder: folder, manifest: manifest, format: format, computeUnits: options.computeUnits)
+        let drafter = try await makeDrafter(speculation, options: options, target: manifest, tokenizer: tokenizer, format: format)
         let load = seconds(ContinuousClock.now - loadStart)
 
-        let prompt = tokenizer.encode(options.prompt, addBOS: manifest.tokenizer?.addBOS ?? true)
-        let generator = Generator(model: model, tokenizer: tokenizer)
-        let result = try await streamText(generator.stream(
-            promptTokens: prompt,
-            options: GenerationOptions(maxNewTokens: options.maxTokens, sampling: options.sampling,
-                                       eosTokenId: manifest.eosTokenId ?? tokenizer.eosTokenId),
-            loadSeconds: load))
-        print("")
-        let packages = manifest.chunks(for: format).count
-        let label = packages > 1 ? "\(manifest.name) in \(packages) packages" : manifest.name
-        print("[\(label), \(format.displayName) on \(options.computeUnits.rawValue)] \(result.stats) | stop: \(result.stopReason.rawValue)")
+        let generation = manifest.generation
+        let session = RunSession(
+            manifest: manifest, format: format, computeUnits: options.computeUnits, tokenizer: tokenizer,
+            generator: Generator(model: model, tokenizer: tokenizer, drafter: drafter),
+            options: GenerationOptions(maxNewTokens: options.maxTokens(defaults: generation?.defaults),
+                                       sampling: options.sampling(defaults: generation?.defaults),
+                                       eosTokenId: manifest.eosTokenId ?? tokenizer.eosTokenId,
+                                       stopTokenIds: Set((generation?.stopTokenIds ?? []) + options.stopTokens)),
+            loadSeconds: load)
+        if let chat {
+            try await ChatLoop.run(session, chat: chat)
+        } else {
+            let prompt = tokenizer.encode(options.prompt, addBOS: manifest.tokenizer?.addBOS ?? true)
+            let result = try await session.generate(prompt, loadSeconds: load)
+            print("")
+            print(session.statsLine(result))
+        }
     }
 
-    /// Writes each token's text as it comes and returns the result. The generation runs on the
+    private static func chatPrompt(_ manifest: ExportManifest, _ tokenizer: Tokenizer) throws -> ChatPrompt {
+        guard let chat = try ChatPrompt.forExport(manifest, tokenizer: tokenizer) else {
+            throw UsageError("this export has no chat template (a base model); use --prompt, or re-export with --chat-template FILE")
+        }
+        return chat
+    }
+
+    /// The drafter for `speculation`; for --draft, loads the draft export after checking that it
+    /// shares the target's vocabulary.
+    private static func makeDrafter(_ speculation: Speculation, options: RunOptions, target: ExportManifest,
+                                    tokenizer: Tokenizer, format: ExportFormat) async throws -> (any Drafter)? {
+        switch speculation {
+        case .none: return nil
+        case .lookup: return PromptLookupDrafter(maxNgram: 3)
+        case .draft:
+            let folder = URL(fileURLWithPath: options.draftFolder ?? "", isDirectory: true)
+            let draft = try ExportManifest.load(from: folder)
+            let draftTokenizer = draft.tokenizer == nil ? nil : try Tokenizer(contentsOf: folder)
+            if let problem = Speculation.vocabularyProblem(target: target, draft: draft, targetTokenizer: tokenizer,
+                                                           draftTokenizer: draftTokenizer) {
+                throw UsageError(problem)
+            }
+            // The target's format when the draft has it, so both run on the same framework.
+            let draftFormat = try ModelLoader.chooseFormat(for: draft, preferred: draft.formats.contains(format) ? format : nil)
+            log("Drafting with \(draft.name) (\(draftFormat.displayName)): \(draft.packagesDescription(for: draftFormat))")
+            let model = try await ModelLoader.load(folder: folder, manifest: draft, format: draftFormat, computeUnits: options.computeUnits)
+            return DraftModelDrafter(model: model)
+        }
+    }
+
+    private static func seconds(_ duration: Duration) -> Double {
+        let parts = duration.components
+        return Double(parts.seconds) + Double(parts.attoseconds) * 1e-18
+    }
+
+    static func log(_ line: String) {
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+}
+
+/// A loaded model with everything a generation needs, for prompt and chat mode alike.
+@available(macOS 15.0, iOS 18.0, *)
+struct RunSession {
+    let manifest: ExportManifest
+    let format: ExportFormat
+    let computeUnits: ComputeUnits
+    let tokenizer: Tokenizer
+    let generator: Generator
+    let options: GenerationOptions
+    let loadSeconds: Double
+
+    /// Generates after `prompt`, writing each token's text as it comes. The generation runs on the
     /// generator's own queue (model calls block; Core AI's wait for async work), not on this task.
-    private static func streamText(_ events: AsyncThrowingStream<GenerationEvent, Error>) async throws -> GenerationResult {
-        for try await event in events {
+    func generate(_ prompt: [Int], loadSeconds: Double) async throws -> GenerationResult {
+        for try await event in generator.stream(promptTokens: prompt, options: options, loadSeconds: loadSeconds) {
             switch event {
             case .token(let token):
                 // Unbuffered, so text appears as it is generated.
@@ -50,8 +110,10 @@ enum Runner {
         throw GenerationError.modelOutput("generation ended without a result")
     }
 
-    private static func seconds(_ duration: Duration) -> Double {
-        let parts = duration.components
-        return Double(parts.seconds) + Double(parts.attoseconds) * 1e-18
+    /// "[name, Core ML on cpuAndNeuralEngine] load … | stop: …", with the drafts' acceptance when speculating.
+    func statsLine(_ result: GenerationResult) -> String {
+        let packages = manifest.chunks(for: format).count
+        let label = packages > 1 ? "\(manifest.name) in \(packages) packages" : manifest.name
+        return "[\(label), \(format.displayName) on \(computeUnits.rawValue)] \(result.stats) | stop: \(result.stopReason.rawValue)"
     }
 }

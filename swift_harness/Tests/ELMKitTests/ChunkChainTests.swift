@@ -53,7 +53,7 @@ struct FakeChunk: ModelChunk {
     }
 
     /// A model of `count` chunks; its next token after t is t + count.
-    static func model(count: Int, vocabulary: Int = 32, contextLength: Int = 64, prefillLength: Int = 4,
+    static func model(count: Int, vocabulary: Int = 32, contextLength: Int = 64, prefillLength: Int = 4, verifyLength: Int = 0,
                       failAt: (chunk: Int, position: Int)? = nil) throws -> (ChunkedLanguageModel<FakeChunk>, ChunkLog) {
         let log = ChunkLog()
         let chunks = (0..<count).map { k in
@@ -63,7 +63,7 @@ struct FakeChunk: ModelChunk {
         let model = try ChunkedLanguageModel(
             chunks: chunks, contextLength: contextLength, prefillLength: prefillLength, vocabularySize: vocabulary,
             tokenTensor: { ids in ids.map { [Float($0), 0] } },
-            logitRows: { output, count in LogitRows(Array(output.prefix(count))) })
+            logitRows: { output, count in LogitRows(Array(output.prefix(count))) }, verifyLength: verifyLength)
         return (model, log)
     }
 }
@@ -116,6 +116,18 @@ struct FakeChunk: ModelChunk {
         #expect(rows[0].firstIndex(of: 10) == 11 && rows[1].firstIndex(of: 10) == 5)
         let next = try model.decode(token: 20, position: 8)
         #expect(next.firstIndex(of: 10) == 22 && next.count == 32)
+    }
+
+    @Test func verifyIsPaddedLikePrefillAndGivesEveryRealRow() throws {
+        let (model, log) = try FakeChunk.model(count: 2, verifyLength: 4)
+        #expect(model.verifyLength == 4)
+        let rows = try model.verify(tokens: [9, 3, 5], position: 6)
+        #expect(log.calls.map(\.function) == [.verify, .verify] && log.calls.map(\.position) == [6, 6])
+        #expect(log.calls[0].input == [[9, 0], [3, 0], [5, 0], [0, 0]])  // padded to verifyLength with id 0
+        #expect(rows.count == 3 && (0..<3).map { rows[$0].firstIndex(of: 10) } == [11, 5, 7])
+        let (plain, _) = try FakeChunk.model(count: 1)
+        #expect(plain.verifyLength == 0)
+        #expect(throws: GenerationError.self) { try plain.verify(tokens: [1], position: 0) }
     }
 
     @Test func oneChunkIsAnUnsplitModel() throws {

@@ -29,6 +29,16 @@ import Testing
         #expect(model.calls.last == .decode(token: 7, position: 12))  // EOS itself is never fed
     }
 
+    @Test func stopTokensStopLikeEndOfSequence() throws {
+        let model = ScriptedLanguageModel(contextLength: 64, prefillLength: 8) { $0 == 11 ? 9 : $0 == 13 ? 2 : 7 }
+        let both = GenerationOptions(maxNewTokens: 50, eosTokenId: 2, stopTokenIds: [9])
+        #expect(both.allStopTokenIds == [2, 9])
+        let result = try Generator(model: model).generate(promptTokens: prompt, options: both)
+        #expect(result.tokens == [7, 7, 9] && result.stopReason == .endOfSequence)
+        let eosOnly = try Generator(model: model).generate(promptTokens: prompt, options: GenerationOptions(maxNewTokens: 50, eosTokenId: 2))
+        #expect(eosOnly.tokens == [7, 7, 9, 7, 2] && eosOnly.stopReason == .endOfSequence)
+    }
+
     @Test func stopsOnMaxTokens() throws {
         let model = ScriptedLanguageModel(contextLength: 64, prefillLength: 8) { _ in 5 }
         let result = try Generator(model: model).generate(promptTokens: prompt, options: GenerationOptions(maxNewTokens: 1))

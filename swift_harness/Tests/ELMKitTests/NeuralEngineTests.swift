@@ -203,8 +203,8 @@ final class NeuralEngineLog {
 }
 
 /// An ane chunk on [[Float]] rows: embed maps id t to [t, 0]; body chunk k maps [a, b] to
-/// [a + 1, 10b + k + 1]; the last chunk's decode gives one-hot logits at token a, its prefill the
-/// hidden rows (never read). The gpu entry point must never be used.
+/// [a + 1, 10b + k + 1]; the last chunk's decode and verify give one-hot logits at token a, its
+/// prefill the hidden rows (never read). The gpu entry point must never be used.
 struct FakeNeuralEngineChunk: ModelChunk {
     let index: Int
     let isLast: Bool
@@ -229,7 +229,7 @@ struct FakeNeuralEngineChunk: ModelChunk {
         log.calls.append(call)
         state.written += call.position..<(call.position + input.count)
         let hidden = input.map { [$0[0] + 1, $0[1] * 10 + Float(index + 1)] }
-        guard isLast, call.function == .decode else { return hidden }
+        guard isLast, call.function != .prefill else { return hidden }
         return hidden.map { row in
             var logits = [Float](repeating: 0, count: vocabulary)
             logits[Int(row[0]) % vocabulary] = 10
@@ -237,7 +237,7 @@ struct FakeNeuralEngineChunk: ModelChunk {
         }
     }
 
-    static func model(count: Int, vocabulary: Int = 32, contextLength: Int = 64, prefillLength: Int = 4)
+    static func model(count: Int, vocabulary: Int = 32, contextLength: Int = 64, prefillLength: Int = 4, verifyLength: Int = 0)
         throws -> (ChunkedLanguageModel<FakeNeuralEngineChunk>, NeuralEngineLog)
     {
         let log = NeuralEngineLog()
@@ -247,7 +247,7 @@ struct FakeNeuralEngineChunk: ModelChunk {
             chunks: chunks, contextLength: contextLength, prefillLength: prefillLength, vocabularySize: vocabulary,
             tokenTensor: { ids in ids.map { [Float($0), 0] } },
             logitRows: { output, count in LogitRows(Array(output.prefix(count))) },
-            neuralEngine: inputs)
+            neuralEngine: inputs, verifyLength: verifyLength)
         return (model, log)
     }
 }
@@ -304,6 +304,23 @@ struct FakeNeuralEngineChunk: ModelChunk {
         #expect(log.events.first == .embed(chunk: 0, function: "embed_prefill", ids: [3, 4, 0, 0]))
         let logits = try model.decode(token: 4, position: 2)
         #expect(logits.count == 32 && logits.firstIndex(of: 10) == 5)
+    }
+
+    /// verify takes the same caller inputs as prefill and decode, for T = verify_length, and
+    /// (unlike the ane prefill) gives logits for every row.
+    @Test func verifyRunsEmbedVerifyThenEveryChunkWithItsRotaryAndMask() throws {
+        let (model, log) = try FakeNeuralEngineChunk.model(count: 2, contextLength: 64, verifyLength: 3)
+        let rows = try model.verify(tokens: [7, 8], position: 10)
+        let states = model.chain.states.map(ObjectIdentifier.init)
+        #expect(log.events == [
+            .embed(chunk: 0, function: "embed_verify", ids: [7, 8, 0]),
+            .body(chunk: 0, function: .verify, position: 10, tokens: 3, cache: states[0]),
+            .body(chunk: 1, function: .verify, position: 10, tokens: 3, cache: states[1]),
+        ])
+        let wanted = try #require(model.neuralEngine).call(.verify, position: 10, tokens: 3)
+        #expect(log.calls.allSatisfy { $0 == wanted } && wanted.embedFunction == "embed_verify")
+        #expect(wanted.rotaryShape == [1, 3, 32] && wanted.maskShape == [1, 3, 64])
+        #expect(rows.count == 2 && rows[0].firstIndex(of: 10) == 9 && rows[1].firstIndex(of: 10) == 10)
     }
 
     @Test func gpuChunksRefuseTheNeuralEngineCalls() throws {

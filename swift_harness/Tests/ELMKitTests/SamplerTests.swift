@@ -69,6 +69,21 @@ import Testing
         #expect(abs(nucleus[0].probability - 0.625) < 1e-6)  // renormalized: 0.5 / 0.8
     }
 
+    @Test func minPKeepsTokensNearTheMostLikelyAfterTopP() {
+        let scores = logits([0.5, 0.3, 0.15, 0.05])
+        // Weights relative to the best: 1, 0.6, 0.3, 0.1.
+        #expect(Sampler.distribution(scores, temperature: 1, topK: 0, topP: 1, minP: 0.25).map(\.token) == [0, 1, 2])
+        #expect(Sampler.distribution(scores, temperature: 1, topK: 0, topP: 1, minP: 0.55).map(\.token) == [0, 1])
+        #expect(Sampler.distribution(scores, temperature: 1, topK: 0, topP: 1, minP: 0.7).map(\.token) == [0])
+        #expect(Sampler.distribution(scores, temperature: 1, topK: 0, topP: 1, minP: 0).count == 4)  // off
+        // After top-p: the nucleus [0, 1] is cut further, never widened.
+        #expect(Sampler.distribution(scores, temperature: 1, topK: 0, topP: 0.7, minP: 0.05).map(\.token) == [0, 1])
+        let kept = Sampler.distribution(scores, temperature: 1, topK: 0, topP: 1, minP: 0.25)
+        #expect(abs(kept[0].probability - 0.5 / 0.95) < 1e-6)  // renormalized
+        var sampler = Sampler(parameters: SamplingParameters(temperature: 1, minP: 0.55, seed: 4))
+        for _ in 0..<500 { #expect([0, 1].contains(sampler.next(logits: scores, context: []))) }
+    }
+
     @Test func temperatureScalesTheLogits() {
         let scores: [Float] = [2, 1, 0]
         for temperature: Float in [0.5, 1, 2] {
@@ -98,6 +113,10 @@ import Testing
         #expect(SamplingParameters(topP: 0).problem?.contains("top-p") == true)
         #expect(SamplingParameters(topP: 1.5).problem?.contains("top-p") == true)
         #expect(SamplingParameters(repetitionPenalty: 0).problem?.contains("repetition") == true)
+        #expect(SamplingParameters(minP: 1).problem?.contains("min-p") == true)
+        #expect(SamplingParameters(minP: -0.1).problem?.contains("min-p") == true)
+        #expect(SamplingParameters(minP: .nan).problem?.contains("min-p") == true)
+        #expect(SamplingParameters(minP: 0.99).problem == nil)
         #expect(SamplingParameters(temperature: 0.7, topK: 40, topP: 0.9, repetitionPenalty: 1.2).problem == nil)
     }
 }

@@ -7,17 +7,17 @@ import Foundation
 
 #if (canImport(CoreAI) && arch(arm64)) || !canImport(CoreML)
 
-/// One .aimodel on Core AI: its "prefill" and "decode" functions, which read and write one shared
-/// cache (`CoreAIKVCache`). Each chunk of a split export has its own cache, made from its own
-/// function's descriptor, since it holds only its own layers. The first chunk of an ane export
-/// also has "embed_prefill" and "embed_decode", stateless.
+/// One .aimodel on Core AI: its "prefill" and "decode" functions (and "verify" when the export has
+/// it), which read and write one shared cache (`CoreAIKVCache`). Each chunk of a split export has
+/// its own cache, made from its own function's descriptor, since it holds only its own layers. The
+/// first chunk of an ane export also has the embed functions, stateless.
 @available(macOS 27.0, iOS 27.0, *)
 final class CoreAIChunk: ModelChunk {
     let spec: ChunkSpec
-    private let prefillFunction: InferenceFunction
-    private let decodeFunction: InferenceFunction
-    /// embed_prefill and embed_decode (ane, first chunk); nil otherwise.
-    private let embedFunctions: (prefill: InferenceFunction, decode: InferenceFunction)?
+    /// One loaded function per function the package has.
+    private let functions: [ModelFunction: InferenceFunction]
+    /// embed_prefill, embed_decode, embed_verify (ane, first chunk); empty otherwise.
+    private let embedFunctions: [ModelFunction: InferenceFunction]
 
     init(model: AIModel, spec: ChunkSpec) throws {
         func load(_ function: String) throws -> InferenceFunction {
@@ -28,18 +28,19 @@ final class CoreAIChunk: ModelChunk {
             return loaded
         }
         self.spec = spec
-        prefillFunction = try load(ModelFunction.prefill.rawValue)
-        decodeFunction = try load(ModelFunction.decode.rawValue)
-        if spec.embedPrefill != nil, spec.embedDecode != nil {
-            embedFunctions = (try load(ChunkSpec.embedPrefill), try load(ChunkSpec.embedDecode))
-        } else {
-            embedFunctions = nil
+        var functions: [ModelFunction: InferenceFunction] = [:]
+        var embedFunctions: [ModelFunction: InferenceFunction] = [:]
+        for function in ModelFunction.allCases where spec.function(function) != nil {
+            functions[function] = try load(function.rawValue)
+            if spec.embed(function) != nil { embedFunctions[function] = try load(ChunkSpec.embedFunctionName(function)) }
         }
+        self.functions = functions
+        self.embedFunctions = embedFunctions
     }
 
-    /// A fresh, empty cache. Both functions declare the same states, so prefill's descriptor serves.
+    /// A fresh, empty cache. Every function declares the same states, so prefill's descriptor serves.
     func makeState() throws -> CoreAIKVCache {
-        try CoreAIKVCache(prefillFunction.descriptor, spec: spec)
+        try CoreAIKVCache(try function(.prefill).descriptor, spec: spec)
     }
 
     /// `input` is input_ids (first chunk) or the previous chunk's hidden_out, passed on as is.
@@ -52,11 +53,10 @@ final class CoreAIChunk: ModelChunk {
 
     /// ane: input_ids [1, T] → hidden_out [1, T, model_dim] by the embed function (no state).
     func embed(_ call: NeuralEngineCall, ids: NDArray) throws -> NDArray {
-        guard let embedFunctions, let embedSpec = spec.embed(call.function),
+        guard let function = embedFunctions[call.function], let embedSpec = spec.embed(call.function),
               let output = embedSpec.output(ChunkSpec.hiddenOut) else {
             throw GenerationError.modelOutput("\(spec.package) has no '\(call.embedFunction)' function in export.json; export the model again")
         }
-        let function = call.function == .prefill ? embedFunctions.prefill : embedFunctions.decode
         let outputType = try Self.scalarType(output)
         nonisolated(unsafe) let inputs = [ChunkSpec.inputIDs: ids]
         return try BlockingAsync.run {
@@ -79,10 +79,17 @@ final class CoreAIChunk: ModelChunk {
         ], state: state)
     }
 
+    private func function(_ function: ModelFunction) throws -> InferenceFunction {
+        guard let loaded = functions[function] else {
+            throw GenerationError.modelOutput("\(spec.package) has no '\(function.rawValue)' function in export.json; export the model again")
+        }
+        return loaded
+    }
+
     private func run(_ function: ModelFunction, inputs: [String: NDArray], state: CoreAIKVCache) throws -> NDArray {
-        let inferenceFunction = function == .prefill ? prefillFunction : decodeFunction
+        let inferenceFunction = try self.function(function)
         let name = spec.outputName(of: function)
-        guard let output = spec.function(function).output(name) else {
+        guard let output = spec.function(function)?.output(name) else {
             throw GenerationError.modelOutput("\(spec.package) has no '\(name)' output in export.json")
         }
         let outputType = try Self.scalarType(output)

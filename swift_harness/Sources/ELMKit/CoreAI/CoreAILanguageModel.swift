@@ -25,6 +25,8 @@ public final class CoreAILanguageModel: LanguageModel {
     public var vocabularySize: Int { manifest.vocabSize }
     /// False for an ane export: the prompt's last token is decoded for the logits.
     public var prefillGivesLogits: Bool { chained.prefillGivesLogits }
+    /// export.json's `verify_length`; 0 when the export has no verify function.
+    public var verifyLength: Int { chained.verifyLength }
 
     private let chained: ChunkedLanguageModel<CoreAIChunk>
 
@@ -66,7 +68,7 @@ public final class CoreAILanguageModel: LanguageModel {
             chunks: chunks, contextLength: manifest.contextLength, prefillLength: manifest.prefillLength,
             vocabularySize: vocabulary, tokenTensor: { Self.int32Array($0, shape: [1, $0.count]) },
             logitRows: { try Self.logitRows($0, count: $1, vocabulary: vocabulary) },
-            neuralEngine: manifest.neuralEngineInputs)
+            neuralEngine: manifest.neuralEngineInputs, verifyLength: manifest.verifyLength ?? 0)
     }
 
     public func reset() throws { try chained.reset() }
@@ -77,6 +79,10 @@ public final class CoreAILanguageModel: LanguageModel {
 
     public func decode(token: Int32, position: Int) throws -> [Float] {
         try chained.decode(token: token, position: position)
+    }
+
+    public func verify(tokens: [Int32], position: Int) throws -> LogitRows {
+        try chained.verify(tokens: tokens, position: position)
     }
 
     /// An int32 array of `shape` holding `values` (input_ids [1, T], position [1]). Arrays made

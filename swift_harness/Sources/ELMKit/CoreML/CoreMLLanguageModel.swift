@@ -18,6 +18,8 @@ public final class CoreMLLanguageModel: LanguageModel {
     public var vocabularySize: Int { manifest.vocabSize }
     /// False for an ane export: the prompt's last token is decoded for the logits.
     public var prefillGivesLogits: Bool { chained.prefillGivesLogits }
+    /// export.json's `verify_length`; 0 when the export has no verify function.
+    public var verifyLength: Int { chained.verifyLength }
 
     private let chained: ChunkedLanguageModel<CoreMLChunk>
 
@@ -58,7 +60,7 @@ public final class CoreMLLanguageModel: LanguageModel {
             chunks: chunks, contextLength: manifest.contextLength, prefillLength: manifest.prefillLength,
             vocabularySize: vocabulary, tokenTensor: CoreMLLanguageModel.tokenTensor,
             logitRows: { try CoreMLLanguageModel.logitRows($0, count: $1, vocabulary: vocabulary) },
-            neuralEngine: manifest.neuralEngineInputs)
+            neuralEngine: manifest.neuralEngineInputs, verifyLength: manifest.verifyLength ?? 0)
     }
 
     public func reset() throws { try chained.reset() }
@@ -69,6 +71,10 @@ public final class CoreMLLanguageModel: LanguageModel {
 
     public func decode(token: Int32, position: Int) throws -> [Float] {
         try chained.decode(token: token, position: position)
+    }
+
+    public func verify(tokens: [Int32], position: Int) throws -> LogitRows {
+        try chained.verify(tokens: tokens, position: position)
     }
 
     /// The first chunk's input_ids, int32 [1, T].
@@ -113,17 +119,17 @@ public final class CoreMLLanguageModel: LanguageModel {
     }
 }
 
-/// One package on Core ML: its "prefill" and "decode" functions loaded as two MLModels that share
-/// one MLState (prefill writes the cache that decode reads). Each chunk of a split export has its
-/// own state, made from its own model, since its cache holds only its own layers. The first chunk
-/// of an ane export also has "embed_prefill" and "embed_decode", stateless.
+/// One package on Core ML: its "prefill" and "decode" functions (and "verify" when the export has
+/// it) loaded as MLModels that share one MLState (prefill writes the cache that decode reads).
+/// Each chunk of a split export has its own state, made from its own model, since its cache holds
+/// only its own layers. The first chunk of an ane export also has the embed functions, stateless.
 @available(macOS 15.0, iOS 18.0, *)
 final class CoreMLChunk: ModelChunk {
     let spec: ChunkSpec
-    private let prefillModel: MLModel
-    private let decodeModel: MLModel
-    /// embed_prefill and embed_decode (ane, first chunk); nil otherwise.
-    private let embedModels: (prefill: MLModel, decode: MLModel)?
+    /// One MLModel per function the package has.
+    private let models: [ModelFunction: MLModel]
+    /// embed_prefill, embed_decode, embed_verify (ane, first chunk); empty otherwise.
+    private let embedModels: [ModelFunction: MLModel]
 
     init(compiledModel: URL, spec: ChunkSpec, computeUnits: ComputeUnits) throws {
         func load(_ function: String) throws -> MLModel {
@@ -133,17 +139,18 @@ final class CoreMLChunk: ModelChunk {
             return try MLModel(contentsOf: compiledModel, configuration: configuration)
         }
         self.spec = spec
-        prefillModel = try load(ModelFunction.prefill.rawValue)
-        decodeModel = try load(ModelFunction.decode.rawValue)
-        if spec.embedPrefill != nil, spec.embedDecode != nil {
-            embedModels = (try load(ChunkSpec.embedPrefill), try load(ChunkSpec.embedDecode))
-        } else {
-            embedModels = nil
+        var models: [ModelFunction: MLModel] = [:]
+        var embedModels: [ModelFunction: MLModel] = [:]
+        for function in ModelFunction.allCases where spec.function(function) != nil {
+            models[function] = try load(function.rawValue)
+            if spec.embed(function) != nil { embedModels[function] = try load(ChunkSpec.embedFunctionName(function)) }
         }
+        self.models = models
+        self.embedModels = embedModels
     }
 
     func makeState() throws -> MLState {
-        prefillModel.makeState()
+        try model(.prefill).makeState()
     }
 
     /// `input` is input_ids (first chunk) or the previous chunk's hidden_out, passed on as Core ML
@@ -153,18 +160,16 @@ final class CoreMLChunk: ModelChunk {
             spec.input: MLFeatureValue(multiArray: input),
             ChunkSpec.position: MLFeatureValue(multiArray: try Self.positionArray(position)),
         ])
-        let model = function == .prefill ? prefillModel : decodeModel
-        let output = try model.prediction(from: features, using: state, options: MLPredictionOptions())
+        let output = try model(function).prediction(from: features, using: state, options: MLPredictionOptions())
         return try tensor(spec.output, of: output)
     }
 
     /// ane: input_ids [1, T] → hidden_out [1, T, model_dim] by the embed function (no state).
     func embed(_ call: NeuralEngineCall, ids: MLMultiArray) throws -> MLMultiArray {
-        guard let embedModels else {
+        guard let model = embedModels[call.function] else {
             throw GenerationError.modelOutput("\(spec.package) has no '\(call.embedFunction)' function in export.json; export the model again")
         }
         let features = try MLDictionaryFeatureProvider(dictionary: [ChunkSpec.inputIDs: MLFeatureValue(multiArray: ids)])
-        let model = call.function == .prefill ? embedModels.prefill : embedModels.decode
         return try tensor(ChunkSpec.hiddenOut, of: try model.prediction(from: features, options: MLPredictionOptions()))
     }
 
@@ -177,9 +182,15 @@ final class CoreMLChunk: ModelChunk {
             ChunkSpec.rotary: MLFeatureValue(multiArray: try Self.float16Array(call.rotary, shape: call.rotaryShape)),
             ChunkSpec.mask: MLFeatureValue(multiArray: try Self.float16Array(call.mask, shape: call.maskShape)),
         ])
-        let model = call.function == .prefill ? prefillModel : decodeModel
-        let output = try model.prediction(from: features, using: state, options: MLPredictionOptions())
+        let output = try model(call.function).prediction(from: features, using: state, options: MLPredictionOptions())
         return try tensor(spec.outputName(of: call.function), of: output)
+    }
+
+    private func model(_ function: ModelFunction) throws -> MLModel {
+        guard let model = models[function] else {
+            throw GenerationError.modelOutput("\(spec.package) has no '\(function.rawValue)' function in export.json; export the model again")
+        }
+        return model
     }
 
     private func tensor(_ name: String, of output: any MLFeatureProvider) throws -> MLMultiArray {

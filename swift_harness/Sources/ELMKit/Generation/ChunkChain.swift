@@ -75,8 +75,8 @@ public final class ChunkChain<Chunk: ModelChunk> {
     }
 }
 
-/// A `LanguageModel` over a chain of chunks (one chunk for an unsplit export): pads prefill calls
-/// to `prefillLength`, runs the chain, and reads the logits rows of the real tokens. The tensor
+/// A `LanguageModel` over a chain of chunks (one chunk for an unsplit export): pads prefill and
+/// verify calls to their fixed lengths, runs the chain, and reads the logits rows of the real tokens. The tensor
 /// conversions at the two ends are given by the backend.
 ///
 /// Given `neuralEngine` (an ane export), every call goes through the embed function and carries
@@ -86,6 +86,8 @@ public final class ChunkedLanguageModel<Chunk: ModelChunk>: LanguageModel {
     public let contextLength: Int
     public let prefillLength: Int
     public let vocabularySize: Int
+    /// Tokens per verify call; 0 when the chunks have no verify function.
+    public let verifyLength: Int
     public let chain: ChunkChain<Chunk>
     /// The ane target's caller-computed inputs; nil for gpu.
     public let neuralEngine: NeuralEngineInputs?
@@ -96,11 +98,13 @@ public final class ChunkedLanguageModel<Chunk: ModelChunk>: LanguageModel {
     /// - Parameters:
     ///   - tokenTensor: the first chunk's input for these token ids ([1, T]).
     ///   - logitRows: the first `count` rows of the last chunk's output, cut to the vocabulary.
+    ///   - verifyLength: tokens per verify call (export.json's `verify_length`), 0 for none.
     public init(chunks: [Chunk], contextLength: Int, prefillLength: Int, vocabularySize: Int,
                 tokenTensor: @escaping ([Int32]) throws -> Chunk.Tensor,
                 logitRows: @escaping (_ output: Chunk.Tensor, _ count: Int) throws -> LogitRows,
-                neuralEngine: NeuralEngineInputs? = nil) throws {
+                neuralEngine: NeuralEngineInputs? = nil, verifyLength: Int = 0) throws {
         self.neuralEngine = neuralEngine
+        self.verifyLength = verifyLength
         self.contextLength = contextLength
         self.prefillLength = prefillLength
         self.vocabularySize = vocabularySize
@@ -135,5 +139,20 @@ public final class ChunkedLanguageModel<Chunk: ModelChunk>: LanguageModel {
             output = try chain.run(.decode, input: try tokenTensor([token]), position: position)
         }
         return try logitRows(output, 1)[0]
+    }
+
+    /// Like prefill (padded to `verifyLength` with id 0, the padding's cache entries overwritten
+    /// later), but every target gives logits for every row, ane included.
+    public func verify(tokens: [Int32], position: Int) throws -> LogitRows {
+        guard verifyLength > 0 else { throw GenerationError.verifyUnsupported }
+        precondition(!tokens.isEmpty && tokens.count <= verifyLength, "verify takes 1...\(verifyLength) tokens")
+        let padded = tokens + Array(repeating: 0, count: verifyLength - tokens.count)
+        let output: Chunk.Tensor
+        if let neuralEngine {
+            output = try chain.run(neuralEngine.call(.verify, position: position, tokens: verifyLength), ids: try tokenTensor(padded))
+        } else {
+            output = try chain.run(.verify, input: try tokenTensor(padded), position: position)
+        }
+        return try logitRows(output, tokens.count)
     }
 }

@@ -2,13 +2,21 @@
 public struct GenerationOptions: Sendable {
     public var maxNewTokens: Int
     public var sampling: SamplingParameters
-    /// Generation stops after this token (it is included in the result's tokens).
+    /// Generation stops after this token (it is included in the result's tokens); one of the stop tokens.
     public var eosTokenId: Int?
+    /// More tokens that stop generation the same way (export.json's `generation.stop_token_ids`, elm-run's --stop-token).
+    public var stopTokenIds: Set<Int>
 
-    public init(maxNewTokens: Int, sampling: SamplingParameters = .greedy, eosTokenId: Int? = nil) {
+    public init(maxNewTokens: Int, sampling: SamplingParameters = .greedy, eosTokenId: Int? = nil, stopTokenIds: Set<Int> = []) {
         self.maxNewTokens = maxNewTokens
         self.sampling = sampling
         self.eosTokenId = eosTokenId
+        self.stopTokenIds = stopTokenIds
+    }
+
+    /// Every token that ends generation: `stopTokenIds` and `eosTokenId`.
+    public var allStopTokenIds: Set<Int> {
+        eosTokenId.map { stopTokenIds.union([$0]) } ?? stopTokenIds
     }
 }
 
@@ -41,6 +49,8 @@ public enum GenerationError: Error, CustomStringConvertible {
     case promptTooLong(tokens: Int, contextLength: Int)
     case invalidSampling(String)
     case modelOutput(String)
+    /// `verify` was called on a model without a verify function.
+    case verifyUnsupported
 
     public var description: String {
         switch self {
@@ -52,6 +62,8 @@ public enum GenerationError: Error, CustomStringConvertible {
             return "invalid sampling settings: \(problem)"
         case .modelOutput(let problem):
             return "the model returned unexpected output: \(problem)"
+        case .verifyUnsupported:
+            return "the model has no verify function (speculative decoding); export it again with one, or run without speculation"
         }
     }
 }

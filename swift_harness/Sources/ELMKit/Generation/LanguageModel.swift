@@ -1,6 +1,6 @@
 /// A causal language model with a KV cache that `Generator` can drive: chunked prefill, then
-/// one token at a time. `CoreMLLanguageModel` and `CoreAILanguageModel` are the real ones; tests
-/// use scripted models.
+/// one token at a time, or several at once by `verify` when speculating. `CoreMLLanguageModel`
+/// and `CoreAILanguageModel` are the real ones; tests use scripted models.
 public protocol LanguageModel: AnyObject {
     /// Tokens the cache holds.
     var contextLength: Int { get }
@@ -24,10 +24,24 @@ public protocol LanguageModel: AnyObject {
 
     /// Feeds one token at `position` and returns the logits for the token after it.
     func decode(token: Int32, position: Int) throws -> [Float]
+
+    /// Tokens one `verify` call takes (speculative decoding); 0 when the model has no verify function.
+    var verifyLength: Int { get }
+
+    /// Feeds `tokens` (1...verifyLength of them) at positions `position`, `position + 1`, ... as
+    /// prefill does (the model pads), and returns one logits row per given token: row i is the
+    /// prediction after tokens[i]. Every export target gives these rows, ane included.
+    func verify(tokens: [Int32], position: Int) throws -> LogitRows
 }
 
 extension LanguageModel {
     public var prefillGivesLogits: Bool { true }
+
+    public var verifyLength: Int { 0 }
+
+    public func verify(tokens: [Int32], position: Int) throws -> LogitRows {
+        throw GenerationError.verifyUnsupported
+    }
 }
 
 /// Logits rows read on demand: a prefill chunk yields up to prefillLength × vocabulary scores but

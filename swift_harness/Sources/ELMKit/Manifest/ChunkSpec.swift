@@ -16,6 +16,7 @@ public struct ChunkSpec: Sendable, Equatable {
     public static let mask = "mask"
     public static let embedPrefill = "embed_prefill"
     public static let embedDecode = "embed_decode"
+    public static let embedVerify = "embed_verify"
 
     /// The package's file name, relative to the export folder: an .mlpackage (or compiled
     /// .mlmodelc) for Core ML, an .aimodel folder for Core AI.
@@ -29,10 +30,14 @@ public struct ChunkSpec: Sendable, Equatable {
     public let output: String
     public let prefill: FunctionSpec
     public let decode: FunctionSpec
+    /// K tokens at a position, like prefill, with logits for every row (speculative decoding);
+    /// nil when the export has no verify function.
+    public let verify: FunctionSpec?
     /// The ane target's token lookups, input_ids [1, T] → hidden_out [1, T, model_dim]: in the
     /// first chunk only, without states; nil otherwise (and in every gpu export).
     public let embedPrefill: FunctionSpec?
     public let embedDecode: FunctionSpec?
+    public let embedVerify: FunctionSpec?
     public let states: [TensorSpec]
     public let packageBytes: Int?
     /// Content hash of this package's weight file (Core ML only; Core AI chunks list `files` alone).
@@ -43,7 +48,8 @@ public struct ChunkSpec: Sendable, Equatable {
 
     public init(package: String, layers: Range<Int>?, input: String, output: String, prefill: FunctionSpec,
                 decode: FunctionSpec, states: [TensorSpec], packageBytes: Int? = nil, weightsSHA256: String? = nil,
-                files: [PackageFile]? = nil, embedPrefill: FunctionSpec? = nil, embedDecode: FunctionSpec? = nil) {
+                files: [PackageFile]? = nil, embedPrefill: FunctionSpec? = nil, embedDecode: FunctionSpec? = nil,
+                verify: FunctionSpec? = nil, embedVerify: FunctionSpec? = nil) {
         self.package = package
         self.layers = layers
         self.input = input
@@ -56,12 +62,16 @@ public struct ChunkSpec: Sendable, Equatable {
         self.files = files
         self.embedPrefill = embedPrefill
         self.embedDecode = embedDecode
+        self.verify = verify
+        self.embedVerify = embedVerify
     }
 
-    public func function(_ function: ModelFunction) -> FunctionSpec {
+    /// The function's spec; nil only for verify in an export without it.
+    public func function(_ function: ModelFunction) -> FunctionSpec? {
         switch function {
         case .prefill: return prefill
         case .decode: return decode
+        case .verify: return verify
         }
     }
 
@@ -70,16 +80,17 @@ public struct ChunkSpec: Sendable, Equatable {
         switch function {
         case .prefill: return embedPrefill
         case .decode: return embedDecode
+        case .verify: return embedVerify
         }
     }
 
-    /// "embed_prefill" or "embed_decode".
+    /// "embed_prefill", "embed_decode" or "embed_verify".
     public static func embedFunctionName(_ function: ModelFunction) -> String { "embed_" + function.rawValue }
 
     /// The output `function` gives: the chunk's `output`, except where the function lacks it — the
     /// ane target's prefill of the last chunk gives hidden_out (nobody reads it) and no logits.
     public func outputName(of function: ModelFunction) -> String {
-        self.function(function).output(output) != nil ? output : Self.hiddenOut
+        self.function(function)?.output(output) != nil ? output : Self.hiddenOut
     }
 
     /// "layers 2-4" (inclusive, as the exporter's log writes it), or "" when unknown.
@@ -102,8 +113,12 @@ public struct PackageFile: Sendable, Equatable {
     }
 }
 
-/// The two functions every package holds; the raw value is the function name in Core ML and Core AI alike.
+/// A function of a package; the raw value is its name in Core ML and Core AI alike. Every package
+/// holds prefill and decode (`required`); verify only exports made for speculative decoding.
 public enum ModelFunction: String, Sendable, CaseIterable {
     case prefill
     case decode
+    case verify
+
+    public static let required: [ModelFunction] = [.prefill, .decode]
 }

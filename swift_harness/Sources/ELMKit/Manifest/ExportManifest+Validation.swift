@@ -17,6 +17,7 @@ extension ExportManifest {
                 throw fail("graph.target is 'ane' but model.head_dim (positive, even) or model.rope_freq_constant is missing; the caller needs them for the rotary input; export the model again")
             }
         }
+        try validateVerifyLength(fail: fail)
         if formats.contains(.coreML) {
             guard !chunks.isEmpty else { throw fail("chunks is empty but formats lists 'coreml'; export the model again") }
             try validateChain(chunks, paths: coreMLPaths, fail: fail)
@@ -51,7 +52,10 @@ extension ExportManifest {
                 throw fail("\(path)output is '\(chunk.output)', expected '\(wantedOutput)': the last chunk gives the logits, each earlier one the hidden state for the chunk after it")
             }
             try validateLayers(chunks, i, path: path, fail: fail)
-            for function in ModelFunction.allCases {
+            for function in chunkFunctions {
+                guard chunk.function(function) != nil else {
+                    throw fail("\(path)functions.\(function.rawValue) is missing, but the export has a verify function (graph.functions or another package lists it): every package needs it; export the model again")
+                }
                 let previous = isFirst ? nil : (chunks[i - 1], paths[i - 1])
                 try validateFunction(function, of: chunk, path: path, previous: previous, isLast: isLast, fail: fail)
             }
@@ -62,8 +66,8 @@ extension ExportManifest {
     /// (already checked) and where it was read, nil for the first chunk.
     private func validateFunction(_ function: ModelFunction, of chunk: ChunkSpec, path: String, previous: (ChunkSpec, String)?,
                                   isLast: Bool, fail: (String) -> ManifestError) throws {
-        let tokens = function == .prefill ? prefillLength : 1
-        let spec = chunk.function(function)
+        let tokens = callLength(function)
+        let spec = chunk.function(function)!  // checked by the caller
         let at = "\(path)functions.\(function.rawValue)"
         guard let input = spec.input(chunk.input) else { throw fail("\(at) has no '\(chunk.input)' input") }
         if graph.target == .ane, previous == nil {
@@ -74,7 +78,7 @@ extension ExportManifest {
             }
         } else if let (before, beforePath) = previous {
             // The hand-off: exactly what the chunk before gives.
-            let given = before.function(function).output(ChunkSpec.hiddenOut)!
+            let given = before.function(function)!.output(ChunkSpec.hiddenOut)!
             guard input.shape == given.shape, input.dtype == given.dtype else {
                 throw fail("\(at).hidden_in is \(input.dtype) \(input.shape) but \(beforePath)functions.\(function.rawValue).hidden_out is \(given.dtype) \(given.shape); the chunks do not fit together")
             }
@@ -99,10 +103,37 @@ extension ExportManifest {
         }
     }
 
-    /// The ane target's first chunk: embed_prefill and embed_decode, input_ids [1, T] int32 → hidden_out [1, T, model_dim].
+    /// The functions every package must have: prefill and decode, and verify when any package or
+    /// the graph has it.
+    private var chunkFunctions: [ModelFunction] {
+        let anyVerify = graph.listsVerify || formats.flatMap { chunks(for: $0) }.contains { $0.verify != nil }
+        return ModelFunction.required + (anyVerify ? [.verify] : [])
+    }
+
+    /// Tokens one call of `function` takes (T of its [1, T] inputs).
+    private func callLength(_ function: ModelFunction) -> Int {
+        switch function {
+        case .prefill: return prefillLength
+        case .decode: return 1
+        case .verify: return declaredVerifyLength ?? 0
+        }
+    }
+
+    /// A verify call takes the newest token and at least one draft, and fits in the context.
+    private func validateVerifyLength(fail: (String) -> ManifestError) throws {
+        if let length = declaredVerifyLength, !(2...contextLength).contains(length) {
+            throw fail("verify_length is \(length); a verify call takes from 2 tokens (the newest one and a draft) up to context_length \(contextLength)")
+        }
+        if chunkFunctions.contains(.verify), declaredVerifyLength == nil {
+            throw fail("the export has a verify function but no verify_length (tokens per verify call); export the model again")
+        }
+    }
+
+    /// The ane target's first chunk: embed_prefill, embed_decode (and embed_verify with verify),
+    /// input_ids [1, T] int32 → hidden_out [1, T, model_dim].
     private func validateEmbed(_ chunk: ChunkSpec, path: String, fail: (String) -> ManifestError) throws {
-        for function in ModelFunction.allCases {
-            let tokens = function == .prefill ? prefillLength : 1
+        for function in chunkFunctions {
+            let tokens = callLength(function)
             let at = "\(path)functions.\(ChunkSpec.embedFunctionName(function))"
             guard let spec = chunk.embed(function) else {
                 throw fail("\(at) is missing: the first chunk of a Neural Engine (ane) export looks the token ids up with it; export the model again")

@@ -35,6 +35,19 @@ public struct ExportManifest: Sendable {
     public let headDim: Int?
     public let ropeFreqConstant: Double?
     public let modelDim: Int?
+    /// export.json's `generation` (chat template, sampling defaults, stop tokens); nil in older exports.
+    public let generation: GenerationConfig?
+    /// `verify_length` as written (top level, else `graph`), whether or not the chunks have verify.
+    let declaredVerifyLength: Int?
+
+    /// Tokens one verify call takes (speculative decoding); nil when the export has no verify function.
+    public var verifyLength: Int? { hasVerify ? declaredVerifyLength : nil }
+
+    /// True when every package has a verify function (validation allows all or none).
+    public var hasVerify: Bool {
+        let all = formats.flatMap { chunks(for: $0) }
+        return !all.isEmpty && all.allSatisfy { $0.verify != nil }
+    }
 
     /// The graph the export was built as: gpu (ids in, logits from prefill and decode) or ane.
     public var graphTarget: GraphTarget { graph.target }
@@ -129,6 +142,8 @@ public struct ExportManifest: Sendable {
         ropeFreqConstant = try model?.optionalDouble("rope_freq_constant")
         modelDim = try model?.optionalInt("model_dim")
         graph = try Self.graphContract(fields, source: source)
+        declaredVerifyLength = try Self.verifyLength(fields, graph: graph, source: source)
+        generation = try Self.generationConfig(fields, vocabSize: vocabSize, source: source)
         formats = try Self.formats(fields, source: source)
         let coreML = try Self.coreMLChunks(fields, holdsCoreML: formats.contains(.coreML), layerCount: layerCount, source: source)
         chunks = coreML.chunks
@@ -184,7 +199,18 @@ public struct ExportManifest: Sendable {
                          weightsSHA256: (try? fields.optionalString("weights_sha256")) ?? nil,
                          files: try packageFiles(fields),
                          embedPrefill: try optionalFunction(functions, ChunkSpec.embedPrefill),
-                         embedDecode: try optionalFunction(functions, ChunkSpec.embedDecode))
+                         embedDecode: try optionalFunction(functions, ChunkSpec.embedDecode),
+                         verify: try optionalFunction(functions, ModelFunction.verify.rawValue),
+                         embedVerify: try optionalFunction(functions, ChunkSpec.embedVerify))
+    }
+
+    /// `verify_length` at the top level and in `graph`: either may be given; both must then agree.
+    private static func verifyLength(_ fields: JSONFields, graph: GraphContract, source: String) throws -> Int? {
+        let top = try fields.optionalInt("verify_length")
+        if let top, let inGraph = graph.verifyLength, top != inGraph {
+            throw ManifestError(source: source, reason: "verify_length is \(top) but graph.verify_length is \(inGraph); export the model again")
+        }
+        return top ?? graph.verifyLength
     }
 
     private static func unsplitChunk(_ fields: JSONFields, layerCount: Int?) throws -> ChunkSpec {
@@ -195,7 +221,8 @@ public struct ExportManifest: Sendable {
                          states: try fields.objects("states").map(TensorSpec.init),
                          packageBytes: try fields.optionalInt("package_bytes"),
                          weightsSHA256: (try? fields.optionalString("weights_sha256")) ?? nil,
-                         files: try packageFiles(fields))
+                         files: try packageFiles(fields),
+                         verify: try optionalFunction(functions, ModelFunction.verify.rawValue))
     }
 
     /// `files`: {"<path inside the package>": "<sha256>", ...}, or nil when the manifest predates it.

@@ -11,7 +11,7 @@ public enum GraphTarget: String, Sendable, CaseIterable {
 /// export.json's `graph` section: how to call the functions. Absent in exports from before
 /// `--target`, which are gpu.
 public struct GraphContract: Sendable, Equatable {
-    public static let gpu = GraphContract(target: .gpu, functions: ModelFunction.allCases.map(\.rawValue),
+    public static let gpu = GraphContract(target: .gpu, functions: ModelFunction.required.map(\.rawValue),
                                           prefillLogits: true, maskValue: Double(NeuralEngineInputs.defaultMaskValue))
 
     public let target: GraphTarget
@@ -21,13 +21,19 @@ public struct GraphContract: Sendable, Equatable {
     public let prefillLogits: Bool
     /// The mask's value at hidden key slots (ane).
     public let maskValue: Double
+    /// Tokens per verify call (`graph.verify_length`), nil when not given.
+    public let verifyLength: Int?
 
-    public init(target: GraphTarget, functions: [String], prefillLogits: Bool, maskValue: Double) {
+    public init(target: GraphTarget, functions: [String], prefillLogits: Bool, maskValue: Double, verifyLength: Int? = nil) {
         self.target = target
         self.functions = functions
         self.prefillLogits = prefillLogits
         self.maskValue = maskValue
+        self.verifyLength = verifyLength
     }
+
+    /// True when the graph lists a verify function.
+    public var listsVerify: Bool { functions.contains(ModelFunction.verify.rawValue) }
 }
 
 extension ExportManifest {
@@ -50,6 +56,7 @@ extension ExportManifest {
         }
         return GraphContract(target: target, functions: functions,
                              prefillLogits: try section.bool("prefill_logits", default: target == .gpu),
-                             maskValue: try section.optionalDouble("mask_value") ?? Double(NeuralEngineInputs.defaultMaskValue))
+                             maskValue: try section.optionalDouble("mask_value") ?? Double(NeuralEngineInputs.defaultMaskValue),
+                             verifyLength: try section.optionalInt("verify_length"))
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Picks the next token: repetition penalty, then greedy argmax or temperature → top-k → top-p →
-/// a draw from the seeded generator (the order Hugging Face's `generate` uses).
+/// min-p → a draw from the seeded generator (the order Hugging Face's `generate` uses).
 public struct Sampler: Sendable {
     public let parameters: SamplingParameters
     private var random: SplitMix64
@@ -17,7 +17,7 @@ public struct Sampler: Sendable {
         Self.applyRepetitionPenalty(&scores, context: context, penalty: parameters.repetitionPenalty)
         if parameters.isGreedy { return Self.argmax(scores) }
         let candidates = Self.distribution(scores, temperature: parameters.temperature,
-                                           topK: parameters.topK, topP: parameters.topP)
+                                           topK: parameters.topK, topP: parameters.topP, minP: parameters.minP)
         var remaining = random.nextUnit()
         for candidate in candidates {
             remaining -= candidate.probability
@@ -48,7 +48,8 @@ public struct Sampler: Sendable {
 
     /// The tokens that may be drawn, in id order, with probabilities renormalized to sum to 1.
     /// Drawing walks them in id order, so the result never depends on how ties were sorted.
-    static func distribution(_ logits: [Float], temperature: Float, topK: Int, topP: Float) -> [(token: Int, probability: Double)] {
+    static func distribution(_ logits: [Float], temperature: Float, topK: Int, topP: Float,
+                             minP: Float = 0) -> [(token: Int, probability: Double)] {
         // Plain loops: this runs once per token over the whole vocabulary.
         var scaled = [Double](repeating: -.infinity, count: logits.count)
         var kept: [Int] = []
@@ -67,8 +68,20 @@ public struct Sampler: Sendable {
         if topP < 1 {
             (kept, weights) = nucleus(kept, weights, mass: Double(topP))
         }
+        if minP > 0 {
+            (kept, weights) = aboveFloor(kept, weights, fraction: Double(minP))
+        }
         let total = weights.reduce(0, +)
         return zip(kept, weights).map { ($0, $1 / total) }
+    }
+
+    /// The tokens whose weight is at least `fraction` of the largest weight, still in id order.
+    private static func aboveFloor(_ tokens: [Int], _ weights: [Double], fraction: Double) -> ([Int], [Double]) {
+        var largest = 0.0
+        for weight in weights where weight > largest { largest = weight }
+        let floor = fraction * largest
+        let kept = weights.indices.filter { weights[$0] >= floor }
+        return (kept.map { tokens[$0] }, kept.map { weights[$0] })
     }
 
     /// The `k` best candidates (ties: lower id), without sorting the whole vocabulary.
