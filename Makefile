@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-unit test-python test-swift clean tiny-model demo bench
+.PHONY: install test test-unit test-python test-swift clean tiny-model tiny-draft-model demo bench
 
 install: $(STAMP)
 
@@ -20,10 +20,13 @@ test: install test-python test-swift
 test-unit: install
 	$(BIN)/python -m pytest -q -m "not e2e"
 
-# Export the embedded OpenELM with the default recipe, verify it, print where it is and the parity report;
+# Export the embedded OpenELM with the default recipe, verify it, print where it is and the parity report; generate
+# from it with elm-run, its draft model speculating;
 # then Apple's Core AI runtime checks our executor on the same weights (elm-verify --cross-check, ~50 s).
 demo: install
 	$(BIN)/elm-export --size tiny --output out/OpenELM-tiny --force
+	$(BIN)/elm-export --size tiny-draft --output out/OpenELM-tiny-draft --force --quiet > /dev/null
+	$(BIN)/elm-run out/OpenELM-tiny --prompt "And God said" --max-new-tokens 48 --draft out/OpenELM-tiny-draft
 	@$(BIN)/elm-verify out/OpenELM-tiny --cross-check > out/cross-check.txt; status=$$?; \
 		tail -n 1 out/cross-check.txt; exit $$status
 

@@ -18,6 +18,7 @@ import click
 
 from exporter.tools.bench_coreai import coreai_fields, coreai_section
 from exporter.tools.bench_cross_check import section as cross_check_section
+from exporter.tools.bench_speculative import section as speculative_section
 from exporter.tools.bench_speed import kmeans_section, plot, speed_section
 from exporter.tools.bench_targets import graph_targets_section
 from exporter.tools.measure import RSS_LIMIT, last_line, machine, run_measured
@@ -157,7 +158,7 @@ def write_report(runs: list[dict], machine_text: str) -> None:
         stages = ", ".join(f"{k} {v}" for k, v in r["stage_s"].items())
         lines.append(f"- {r['size']} {r['recipe']}: {stages}")
     lines += coreai_section(exports, coreai, SIZE_ORDER) + cross_check_section(CROSS_CHECK)
-    lines += quality_section() + kmeans_section() + graph_targets_section()
+    lines += quality_section() + kmeans_section() + speculative_section() + graph_targets_section()
     REPORT.write_text("\n".join(lines) + "\n")
 
 
@@ -261,6 +262,7 @@ def main(sizes, recipes, context_length, baseline, verify, verify_recipes, workd
         subprocess.run([sys.executable, "-m", "exporter.tools.bench_targets"], check=True)
         subprocess.run([sys.executable, "-m", "exporter.tools.bench_kmeans", "--json", "benchmarks_kmeans.json"],
                        check=True)
+        subprocess.run([sys.executable, "-m", "exporter.tools.bench_speculative"], check=True)
     machine_text = machine()
 
     run_id = time.strftime("%Y-%m-%dT%H:%M:%S")

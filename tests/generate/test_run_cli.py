@@ -83,13 +83,17 @@ def test_chat_renders_the_template_and_the_exported_tokenizer_carries_it(folders
     assert err.count("tok/s") == 2 and out.count("\n") >= 2
 
 
-@pytest.mark.parametrize("case", ["no export", "a checkpoint folder", "prompt too long", "chat on a base model",
+@pytest.mark.parametrize("case", ["no export", "a checkpoint folder", "another tool's export", "prompt too long",
+                                  "chat on a base model",
                                   "draft of another vocabulary", "no prompt", "bad sampling"])
 def test_bad_input_is_one_line(folders, capsys, tmp_path, case):
     long_prompt = " ".join(["the LORD"] * 200)
+    (tmp_path / "other-tool").mkdir()
+    (tmp_path / "other-tool" / "export.json").write_text(json.dumps({"format": "someone-else/2", "model": "llama"}))
     args = {
         "no export": ([tmp_path, "--prompt", "x"], 1, "export.json"),
         "a checkpoint folder": ([EMBEDDED_DIR, "--prompt", "x"], 1, "export.json"),
+        "another tool's export": ([tmp_path / "other-tool", "--prompt", "x"], 1, "not an elm-export/1 manifest"),
         "prompt too long": ([folders / "model", "--prompt", long_prompt], 2, "shorten the prompt"),
         "chat on a base model": ([folders / "draft", "--chat"], 2, "no chat template"),
         "draft of another vocabulary": ([folders / "model", "--prompt", "x", "--draft", folders / "other"], 2,

@@ -13,8 +13,7 @@ final class ContextReplayModel: LanguageModel {
     let verifyLength: Int
     private let rows: [String: [[Double]]]
     private let poison: Int
-    /// The token at each cache position; -1 where nothing was written.
-    private var fed: [Int]
+    private var fed: FedTokens
     /// Contexts asked for that Python did not record.
     private(set) var unknownContexts: [String] = []
     private(set) var prefillCalls = 0
@@ -28,40 +27,31 @@ final class ContextReplayModel: LanguageModel {
         verifyLength = verifies ? golden.verify_length : 0
         self.rows = rows
         self.poison = poison
-        fed = Array(repeating: -1, count: golden.context_length)
+        fed = FedTokens(contextLength: golden.context_length)
     }
 
-    func reset() throws {
-        fed = Array(repeating: -1, count: contextLength)
-    }
+    func reset() throws { fed.reset() }
 
     func prefill(tokens: [Int32], position: Int) throws -> LogitRows {
         prefillCalls += 1
-        return LogitRows(write(tokens, at: position, paddedTo: prefillLength))
+        return LogitRows(fed.write(tokens, at: position, paddedTo: prefillLength).map(row(after:)))
     }
 
     func decode(token: Int32, position: Int) throws -> [Float] {
         decodeCalls += 1
-        return write([token], at: position, paddedTo: 1)[0]
+        return row(after: fed.write([token], at: position, paddedTo: 1).lowerBound)
     }
 
     func verify(tokens: [Int32], position: Int) throws -> LogitRows {
-        guard verifyLength > 0, tokens.count <= verifyLength, position + verifyLength <= contextLength else {
+        guard fed.verifyFits(tokens.count, at: position, verifyLength: verifyLength) else {
             throw GenerationError.modelOutput("verify misused")
         }
         verifyCalls += 1
-        return LogitRows(write(tokens, at: position, paddedTo: verifyLength))
-    }
-
-    /// Writes the tokens (then id-0 padding) from `position` on and returns the rows of the real tokens.
-    private func write(_ tokens: [Int32], at position: Int, paddedTo length: Int) -> [[Float]] {
-        let padded = tokens.map(Int.init) + Array(repeating: 0, count: max(length - tokens.count, 0))
-        for (i, token) in padded.enumerated() where position + i < contextLength { fed[position + i] = token }
-        return tokens.indices.map { row(after: position + $0) }
+        return LogitRows(fed.write(tokens, at: position, paddedTo: verifyLength).map(row(after:)))
     }
 
     private func row(after position: Int) -> [Float] {
-        let context = fed[...position]
+        let context = fed.tokens[...position]
         let key = context.map(String.init).joined(separator: ",")
         guard !context.contains(-1), let entries = rows[key], !entries.isEmpty else {
             unknownContexts.append(key)

@@ -17,7 +17,7 @@ final class ContextHashModel: LanguageModel {
     let verifyLength: Int
     /// Shifts the favourite, so a second instance drafts differently from the first.
     private let offset: Int
-    private var fed: [Int]
+    private var fed: FedTokens
     private(set) var calls: [Call] = []
 
     init(contextLength: Int = 96, prefillLength: Int = 8, vocabularySize: Int = 16, verifyLength: Int = 4, offset: Int = 0) {
@@ -26,41 +26,34 @@ final class ContextHashModel: LanguageModel {
         self.vocabularySize = vocabularySize
         self.verifyLength = verifyLength
         self.offset = offset
-        fed = Array(repeating: -1, count: contextLength)
+        fed = FedTokens(contextLength: contextLength)
     }
 
-    func reset() throws { fed = Array(repeating: -1, count: contextLength) }
+    func reset() throws { fed.reset() }
 
     func prefill(tokens: [Int32], position: Int) throws -> LogitRows {
         calls.append(.prefill(position: position, count: tokens.count))
-        return LogitRows(write(tokens, at: position, paddedTo: prefillLength))
+        return LogitRows(fed.write(tokens, at: position, paddedTo: prefillLength).map(row(after:)))
     }
 
     func decode(token: Int32, position: Int) throws -> [Float] {
         calls.append(.decode(token: token, position: position))
-        return write([token], at: position, paddedTo: 1)[0]
+        return row(after: fed.write([token], at: position, paddedTo: 1).lowerBound)
     }
 
     struct Misuse: Error {}
 
     func verify(tokens: [Int32], position: Int) throws -> LogitRows {
-        // A padded call past the context would write outside a real cache.
-        guard verifyLength > 0, tokens.count <= verifyLength, position + verifyLength <= contextLength else { throw Misuse() }
+        guard fed.verifyFits(tokens.count, at: position, verifyLength: verifyLength) else { throw Misuse() }
         calls.append(.verify(tokens: tokens, position: position))
-        return LogitRows(write(tokens, at: position, paddedTo: verifyLength))
-    }
-
-    private func write(_ tokens: [Int32], at position: Int, paddedTo length: Int) -> [[Float]] {
-        let padded = tokens.map(Int.init) + Array(repeating: 0, count: max(length - tokens.count, 0))
-        for (i, token) in padded.enumerated() where position + i < contextLength { fed[position + i] = token }
-        return tokens.indices.map { row(after: position + $0) }
+        return LogitRows(fed.write(tokens, at: position, paddedTo: verifyLength).map(row(after:)))
     }
 
     private func row(after position: Int) -> [Float] {
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325  // FNV-1a over the context
-        for token in fed[...position] { hash = (hash ^ UInt64(bitPattern: Int64(token))) &* 0x100_0000_01B3 }
+        for token in fed.tokens[...position] { hash = (hash ^ UInt64(bitPattern: Int64(token))) &* 0x100_0000_01B3 }
         var random = SplitMix64(seed: hash)
-        let favourite = (fed[position] * 5 + 3 + offset) % vocabularySize
+        let favourite = (fed.tokens[position] * 5 + 3 + offset) % vocabularySize
         return (0..<vocabularySize).map { Float(random.nextUnit() * 2) + ($0 == favourite ? 3 : 0) }
     }
 }
