@@ -8,6 +8,7 @@ weights that the multifunction package stores once.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from exporter.errors import UsageError
@@ -50,12 +51,19 @@ def batches(configs: dict, size: int = 16) -> list[dict]:
     return [dict(part) for part in batched(list(configs.items()), size)]
 
 
-def shared_result(shared: dict, data, compute):
-    """compute() once per weight array held by several programs (prefill and decode: quantize once).
-    Holding the array keeps its id unique while the entry lives."""
-    held = shared.get(id(data))
-    if held is None or held[0] is not data:
-        held = shared[id(data)] = (data, compute())
+def memory_of(data) -> tuple:
+    """Where an array's values lie: the programs hold one matrix through views of their own (fill reshapes it
+    for each), so the view's object identity does not tell that they are the same weights."""
+    return data.__array_interface__["data"][0], data.shape, data.strides, data.dtype.str
+
+
+def shared_result(shared: dict, data, compute, *settings):
+    """compute() once per weight array held by several programs (prefill, decode and verify: quantize once),
+    for the same settings. Holding the array keeps its memory (the key) its own while the entry lives."""
+    key = (memory_of(data), settings)
+    held = shared.get(key)
+    if held is None:
+        held = shared[key] = (data, compute())
     return held[1]
 
 
@@ -76,7 +84,7 @@ def shared_linear_quantizer(shared: dict, config):
                         original_data, dtype, mode, block_sizes)
                 return result
 
-            return shared_result(shared, original_data, compute)
+            return shared_result(shared, original_data, compute, dtype, mode, tuple(block_sizes))
 
     return SharedLinearQuantizer(config=config)
 
@@ -95,7 +103,8 @@ def palettize_channel_groups(data, nbits: int, block_sizes: list[int], channel_a
         return None
     indices, lut = result
     index_dtype = types.nptype_from_builtin(types.string_to_builtin(f"uint{nbits}"))
-    return optimize_utils.LutParams(indices.astype(index_dtype, copy=False), lut, None)
+    # A view, not astype: uint8 to uint8 marked uintN is the same bytes, and astype would copy every index.
+    return optimize_utils.LutParams(indices.view(index_dtype), lut, None)
 
 
 def shared_palettizer(shared: dict, config):
@@ -113,9 +122,42 @@ def shared_palettizer(shared: dict, config):
                 return super().blockwise_compress(original_data, mode, nbits, block_sizes, lut_function,
                                                   cluster_dim, channel_axis, num_kmeans_workers)
             return shared_result(shared, original_data, lambda: palettize_channel_groups(
-                original_data, lut_function.nbits, block_sizes, channel_axis))
+                original_data, lut_function.nbits, block_sizes, channel_axis),
+                                 lut_function.nbits, tuple(block_sizes), channel_axis)
+
+        def transform_op(self, op):
+            with indices_kept():
+                super().transform_op(op)
 
     return SharedPalettizer(config=config)
+
+
+def indices_kept():
+    """Inside: coremltools' palettized op takes indices already typed uintN as they are. Its own helper copies
+    them (astype) for every program, where all programs can hold the one shared array (stored once anyway)."""
+    from coremltools.converters.mil import Builder as mb
+    from coremltools.converters.mil._deployment_compatibility import AvailableTarget
+    from coremltools.converters.mil.frontend import _utils as frontend_utils
+    from coremltools.converters.mil.mil import Var, types
+    from coremltools.converters.mil.mil.block import is_current_opset_version_compatible_with
+
+    from exporter.coreml.lean import patched
+
+    def wrap(construct):
+        def construct_lut_op(indices, lut, vector_axis=None, name=None, before_op=None):
+            if isinstance(lut, Var) or not is_current_opset_version_compatible_with(AvailableTarget.iOS18):
+                return construct(indices, lut, vector_axis, name, before_op)
+            nbits = int(math.log2(lut.shape[-2]))
+            index_dtype = types.nptype_from_builtin(types.string_to_builtin(f"uint{nbits}"))
+            if indices.dtype != index_dtype or indices.dtype.metadata != index_dtype.metadata:
+                return construct(indices, lut, vector_axis, name, before_op)
+            options = {"name": name, "before_op": before_op, "vector_axis": vector_axis}
+            return mb.constexpr_lut_to_dense(indices=indices, lut=lut,
+                                             **{k: v for k, v in options.items() if v is not None})
+
+        return construct_lut_op
+
+    return patched(frontend_utils, "_construct_constexpr_lut_op", wrap)
 
 
 @dataclass(frozen=True)
@@ -216,7 +258,7 @@ class Compression:
                 shared = {}  # one batch's results, shared by the programs holding its arrays
                 for program in programs:
                     shared_pass(shared, cto.OptimizationConfig(op_name_configs=batch))(program)
-                del shared
+                shared.clear()  # now: the passes (classes, so in reference cycles) hold the dict until a collection
                 if names is None:  # else the caller collects (exporter.weights.fill_weights)
                     collect()
 

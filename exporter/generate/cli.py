@@ -60,8 +60,10 @@ def stats_line(result, seconds: float, drafter) -> str:
     return line
 
 
-def choose_drafter(model, speculate: str | None, draft_folder: Path | None, backend: str | None):
-    """None, prompt lookup or a draft export (checked to share the target's vocabulary and tokenizer)."""
+def choose_drafter(model, speculate: str | None, draft_folder: Path | None, backend: str | None,
+                   repetition_penalty: float = 1.0):
+    """None, prompt lookup or a draft export (checked to share the target's vocabulary and tokenizer), which drafts
+    under the sampling's `repetition_penalty`."""
     from exporter.generate.backends import ExportModel
     from exporter.generate.drafters import DraftModelDrafter, PromptLookupDrafter
 
@@ -77,7 +79,7 @@ def choose_drafter(model, speculate: str | None, draft_folder: Path | None, back
         raise UsageError("--speculate draft needs --draft FOLDER (a smaller model exported with the same tokenizer)")
     draft = ExportModel(draft_folder, backend)
     check_same_tokenizer(model, draft)
-    return DraftModelDrafter(draft)
+    return DraftModelDrafter(draft, repetition_penalty)
 
 
 def check_same_tokenizer(model, draft) -> None:
@@ -196,7 +198,7 @@ def run_command(folder, prompt, chat, system, max_new_tokens, temperature, top_k
     stops = tuple(generation.get("stop_token_ids") or [model.manifest["eos_token_id"]]) + tuple(stop_tokens)
     default_tokens = (generation.get("defaults") or {}).get("max_new_tokens", 128)
     options = GenerationOptions(max_new_tokens or default_tokens, sampling_from(model.manifest, flags), stops)
-    drafter = choose_drafter(model, speculate, draft_folder, backend)
+    drafter = choose_drafter(model, speculate, draft_folder, backend, options.sampling.repetition_penalty)
     ids = None if chat else tokenizer.encode(prompt).ids
     if ids is not None:
         check_fits(ids, model)  # before any progress line: the error is all that is printed

@@ -58,20 +58,24 @@ def prompts(count: int, length: int) -> list[list[int]]:
 
 def run_all(model, prompt_ids: list[list[int]], options: GenerationOptions, drafter) -> dict:
     """Totals over the prompts for one drafter (None: plain decoding, its decode rows kept)."""
-    totals = {"tokens": 0, "target_calls": 0, "draft_calls": 0, "proposed": 0, "accepted": 0, "seconds": 0.0}
+    totals = {"tokens": 0, "target_calls": 0, "draft_calls": 0, "draft_prefill_calls": 0, "draft_decode_calls": 0,
+              "proposed": 0, "accepted": 0, "seconds": 0.0}
     outputs, rows = [], []
     for ids in prompt_ids:
         run_model = RecordingModel(model) if drafter is None else model
         if drafter is not None and hasattr(drafter, "reset"):
             drafter.reset()
-        calls_before = getattr(drafter, "model_calls", 0)
+        calls_before = dict(getattr(drafter, "model_calls", {}))  # the draft model's calls by kind
         started = time.perf_counter()
         result = generate(run_model, ids, options, drafter=drafter)
         totals["seconds"] += time.perf_counter() - started
         stats = result.stats
         totals["tokens"] += len(result.tokens)
         totals["target_calls"] += stats.calls["decode"] + stats.calls["verify"]  # after the prompt's prefill
-        totals["draft_calls"] += getattr(drafter, "model_calls", 0) - calls_before
+        for kind in ("prefill", "decode"):
+            count = getattr(drafter, "model_calls", {}).get(kind, 0) - calls_before.get(kind, 0)
+            totals[f"draft_{kind}_calls"] += count
+            totals["draft_calls"] += count
         totals["proposed"] += stats.draft_proposed
         totals["accepted"] += stats.draft_accepted
         outputs.append(result.tokens)
@@ -112,7 +116,7 @@ def measure(workdir: Path, count: int, prompt_length: int, new_tokens: int) -> d
     for penalty in PENALTIES:
         options = GenerationOptions(new_tokens, SamplingParameters(repetition_penalty=penalty))
         plain = run_all(target, prompt_ids, options, None)
-        for name, drafter in (("prompt lookup", PromptLookupDrafter()), ("draft model", DraftModelDrafter(draft))):
+        for name, drafter in (("prompt lookup", PromptLookupDrafter()), ("draft model", DraftModelDrafter(draft, penalty))):
             run = run_all(target, prompt_ids, options, drafter)
             read = run["target_calls"] * target_bytes + run["draft_calls"] * draft_bytes
             real_read = run["target_calls"] + run["draft_calls"] * REAL_DRAFT_RATIO
@@ -124,6 +128,8 @@ def measure(workdir: Path, count: int, prompt_length: int, new_tokens: int) -> d
                 "target_calls_per_token": round(run["target_calls"] / run["tokens"], 4),
                 "plain_calls_per_token": round(plain["target_calls"] / plain["tokens"], 4),
                 "draft_calls_per_token": round(run["draft_calls"] / run["tokens"], 4),
+                "draft_prefill_calls_per_token": round(run["draft_prefill_calls"] / run["tokens"], 4),
+                "draft_decode_calls_per_token": round(run["draft_decode_calls"] / run["tokens"], 4),
                 "estimated_speedup": round(plain["tokens"] * target_bytes / read, 3),
                 "estimated_speedup_real_draft_ratio": round(plain["tokens"] / real_read, 3)
                 if name == "draft model" else None,
@@ -162,8 +168,8 @@ def section(path: Path = Path("benchmarks_speculative.json")) -> list[str]:
         f"held-out passages of {result['prompt_tokens']} tokens, {result['new_tokens']} new tokens each, greedy. "
         "Acceptance = drafts the sampler then picked / drafts sent to verify. Calls per token: target calls "
         "(decode + verify) after the prompt's prefill, per generated token (plain decoding: "
-        f"{result['rows'][0]['plain_calls_per_token']}); the draft model's own calls include feeding it the prompt "
-        "one token at a time. **Estimated speed-up** (an estimate from the bandwidth model, not a measurement): "
+        f"{result['rows'][0]['plain_calls_per_token']}); the draft model's own calls (prefill + decode) include "
+        "feeding it the prompt. **Estimated speed-up** (an estimate from the bandwidth model, not a measurement): "
         "plain decoding's bytes / speculative decoding's bytes, where a target call (decode or verify: the weights "
         f"are read once for all 5 rows) reads {result['target_bytes_per_call'] / 1e6:.2f} MB and a draft call "
         f"{result['draft_bytes_per_call'] / 1e6:.2f} MB ({ratio:.2f}× the target's: at this scale the shared "

@@ -206,6 +206,20 @@ SPECULATIVE_PROMPTS = {
         "Blessed",
     ],
 }
+# Draft model cases under OpenELM's repetition penalty: the drafter applies it too (penalty-aware drafting).
+SPECULATIVE_PENALTY = 1.2
+SPECULATIVE_PENALIZED = [
+    "And God called the light Day, and the darkness he called Night. And the evening and the morning were",
+    "The",
+]
+
+
+def speculative_cases() -> list[tuple[str, str, str, float]]:
+    """(name, drafter, prompt text, repetition penalty) of every speculative case."""
+    cases = [(f"{drafter}_{number}", drafter, text, 1.0)
+             for drafter, prompts in SPECULATIVE_PROMPTS.items() for number, text in enumerate(prompts)]
+    return cases + [(f"draft_model_penalty_{number}", "draft_model", text, SPECULATIVE_PENALTY)
+                    for number, text in enumerate(SPECULATIVE_PENALIZED)]
 
 
 @contextmanager
@@ -233,25 +247,31 @@ def speculative_golden() -> dict:
     sizes = (setup["context_length"], setup["prefill_length"])
     target = RecordingModel(ReferenceLanguageModel(TINY, *sizes, setup["verify_length"]))
     draft = RecordingModel(ReferenceLanguageModel(draft_checkpoint(), *sizes))
-    options = GenerationOptions(max_new_tokens=setup["max_new_tokens"])
     cases = []
     with _one_thread():
-        for drafter_name, prompts in SPECULATIVE_PROMPTS.items():
-            for number, text in enumerate(prompts):
-                prompt = [bos] + tokenizer.encode(text, add_special_tokens=False).ids
-                plain = generate(target, prompt, options)
-                drafter = PromptLookupDrafter() if drafter_name == "prompt_lookup" else DraftModelDrafter(draft)
-                fast = generate(target, prompt, options, drafter)
-                if fast.tokens != plain.tokens:
-                    raise AssertionError(f"{drafter_name} {number}: speculative tokens differ from plain ones")
-                calls = {"decode": fast.stats.calls["decode"], "verify": fast.stats.calls["verify"],
-                         "accepted": fast.stats.draft_accepted, "proposed": fast.stats.draft_proposed}
-                cases.append({"name": f"{drafter_name}_{number}", "prompt": prompt, "drafter": drafter_name,
-                              "max_new_tokens": setup["max_new_tokens"], "plain_tokens": plain.tokens,
-                              "speculative_tokens": fast.tokens, "calls": calls})
+        for name, drafter_name, text, penalty in speculative_cases():
+            options = GenerationOptions(setup["max_new_tokens"], SamplingParameters(repetition_penalty=penalty))
+            prompt = [bos] + tokenizer.encode(text, add_special_tokens=False).ids
+            plain = generate(target, prompt, options)
+            drafter = (PromptLookupDrafter() if drafter_name == "prompt_lookup"
+                       else DraftModelDrafter(draft, repetition_penalty=penalty))
+            fast = generate(target, prompt, options, drafter)
+            if fast.tokens != plain.tokens:
+                raise AssertionError(f"{name}: speculative tokens differ from plain ones")
+            cases.append({"name": name, "prompt": prompt, "drafter": drafter_name, "repetition_penalty": penalty,
+                          "max_new_tokens": setup["max_new_tokens"], "plain_tokens": plain.tokens,
+                          "speculative_tokens": fast.tokens, "calls": speculative_calls(fast.stats, drafter)})
     return {"vocab_size": target.vocab_size, **{k: setup[k] for k in ("context_length", "prefill_length",
                                                                          "verify_length")},
             "prefill_gives_logits": True, "cases": cases, "target_rows": target.rows, "draft_rows": draft.rows}
+
+
+def speculative_calls(stats, drafter) -> dict:
+    """What a replay must repeat: the target's decode and verify calls, the drafts, and the draft model's calls."""
+    drafted = getattr(drafter, "model_calls", {})
+    return {"decode": stats.calls["decode"], "verify": stats.calls["verify"], "accepted": stats.draft_accepted,
+            "proposed": stats.draft_proposed, "draft_prefill": drafted.get("prefill", 0),
+            "draft_decode": drafted.get("decode", 0)}
 
 
 BUILDERS = {"chat_template": chat_golden, "sampling": sampling_golden, "speculative": speculative_golden}

@@ -179,9 +179,12 @@ class RandomDrafter:
         return [self.rng.randrange(40) for _ in range(self.rng.choice([0, 1, k, k + 2]))]
 
 
-def drafters(seed):
+def drafters(parameters):
+    penalty = parameters.repetition_penalty
     return {"lookup": PromptLookupDrafter(), "model": DraftModelDrafter(FakeModel(seed=1)),
-            "same model": DraftModelDrafter(FakeModel()), "random": RandomDrafter(seed)}
+            "same model": DraftModelDrafter(FakeModel()), "random": RandomDrafter(parameters.seed),
+            "model, penalized": DraftModelDrafter(FakeModel(seed=1, prefill_length=4), repetition_penalty=1.3),
+            "same model, the sampling's penalty": DraftModelDrafter(FakeModel(), repetition_penalty=penalty)}
 
 
 @pytest.mark.parametrize("parameters", SETTINGS)
@@ -190,7 +193,7 @@ def test_speculative_output_is_plain_output(parameters, context_length):
     stop = (33,) if parameters.temperature else ()  # ends one sampled run early (top-k), others run to the end
     options = GenerationOptions(max_new_tokens=30, sampling=parameters, stop_token_ids=stop)
     plain = generate(FakeModel(context_length=context_length), PROMPT, options)
-    for name, drafter in drafters(parameters.seed).items():
+    for name, drafter in drafters(parameters).items():
         model, streamed = FakeModel(context_length=context_length), []
         fast = generate(model, PROMPT, options, drafter, on_token=streamed.append)
         assert (fast.tokens, fast.stop_reason) == (plain.tokens, plain.stop_reason), name

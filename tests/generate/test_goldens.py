@@ -99,24 +99,29 @@ def replay_generate(golden: dict, case: dict, speculative: bool):
     target = ReplayLanguageModel.target(golden)
     drafter = None
     draft = ReplayLanguageModel.draft(golden)
+    penalty = case["repetition_penalty"]
     if speculative:
-        drafter = PromptLookupDrafter() if case["drafter"] == "prompt_lookup" else DraftModelDrafter(draft)
-    result = generate(target, case["prompt"], GenerationOptions(case["max_new_tokens"]), drafter)
-    return result, target.unknown + draft.unknown
+        drafter = (PromptLookupDrafter() if case["drafter"] == "prompt_lookup"
+                   else DraftModelDrafter(draft, repetition_penalty=penalty))
+    options = GenerationOptions(case["max_new_tokens"], SamplingParameters(repetition_penalty=penalty))
+    result = generate(target, case["prompt"], options, drafter)
+    return result, drafter, target.unknown + draft.unknown
 
 
 def test_speculative_golden_replays(golden):
     spec = golden["speculative"]
     assert {case["drafter"] for case in spec["cases"]} == {"prompt_lookup", "draft_model"}
     for case in spec["cases"]:
-        plain, unknown = replay_generate(spec, case, speculative=False)
+        plain, _, unknown = replay_generate(spec, case, speculative=False)
         assert plain.tokens == case["plain_tokens"] == case["speculative_tokens"] and unknown == 0, case["name"]
-        fast, unknown = replay_generate(spec, case, speculative=True)
+        fast, drafter, unknown = replay_generate(spec, case, speculative=True)
         assert fast.tokens == case["plain_tokens"] and unknown == 0, case["name"]
-        calls = {"decode": fast.stats.calls["decode"], "verify": fast.stats.calls["verify"],
-                 "accepted": fast.stats.draft_accepted, "proposed": fast.stats.draft_proposed}
-        assert calls == case["calls"], case["name"]
+        assert goldens.speculative_calls(fast.stats, drafter) == case["calls"], case["name"]
     assert any(0 < c["calls"]["accepted"] < c["calls"]["proposed"] for c in spec["cases"])
+    # The draft model takes each prompt through prefill, and some cases draft under the repetition penalty.
+    drafted = [c for c in spec["cases"] if c["drafter"] == "draft_model"]
+    assert all(c["calls"]["draft_prefill"] >= 1 for c in drafted if len(c["prompt"]) > 2)
+    assert {c["repetition_penalty"] for c in drafted} == {1.0, goldens.SPECULATIVE_PENALTY}
 
 
 def test_an_unrecorded_row_poisons_the_output(golden):

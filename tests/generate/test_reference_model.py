@@ -79,7 +79,7 @@ SETTINGS = [
 def test_speculative_decoding_on_the_tiny_model_gives_plain_tokens(target, draft_model, parameters):
     options = GenerationOptions(max_new_tokens=24, sampling=parameters, stop_token_ids=(2,))
     plain = generate(target, PROMPT, options)
-    for drafter in (PromptLookupDrafter(), DraftModelDrafter(draft_model)):
+    for drafter in (PromptLookupDrafter(), DraftModelDrafter(draft_model, parameters.repetition_penalty)):
         fast = generate(target, PROMPT, options, drafter)
         assert (fast.tokens, fast.stop_reason) == (plain.tokens, plain.stop_reason), drafter.name
         assert fast.stats.calls["verify"] > 0

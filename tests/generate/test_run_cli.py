@@ -71,12 +71,40 @@ def test_speculative_decoding_changes_calls_not_text(folders, capsys, sampling):
     assert "draft_model drafts" in next(err for key, (_, err) in outputs.items() if key.startswith("--draft"))
 
 
+def test_the_draft_model_drafts_under_the_sampling_penalty(folders, capsys, monkeypatch):
+    from exporter.generate import drafters
+
+    made = []
+
+    class Recorded(drafters.DraftModelDrafter):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(drafters, "DraftModelDrafter", Recorded)
+    for flags, penalty in (([], 1.2), (["--repetition-penalty", "1.05"], 1.05)):  # export.json's 1.2, or the flag
+        code, _, err = elm_run([folders / "model", "--prompt", "And God said", "--max-new-tokens", "8", "--draft",
+                                folders / "draft", *flags], capsys)
+        assert code == 0, err
+        assert made[-1].repetition_penalty == pytest.approx(penalty)
+        assert made[-1].model_calls["prefill"] >= 1  # the prompt went through the draft model's prefill
+
+
 def test_chat_renders_the_template_and_the_exported_tokenizer_carries_it(folders, capsys, monkeypatch):
     manifest = json.loads((folders / "model" / "export.json").read_text())
     assert manifest["generation"]["chat_template"] == OPENELM_CHAT_TEMPLATE
     assert manifest["generation"]["chat_template_source"] == "--chat-template"
     shipped = json.loads((folders / "model" / "tokenizer_config.json").read_text())
     assert shipped["chat_template"] == OPENELM_CHAT_TEMPLATE  # LLaMA-2's [INST] template is gone
+    # What a transformers user of the folder gets is what elm-run renders.
+    from transformers import PreTrainedTokenizerFast
+
+    from exporter.generate.chat import render_chat
+
+    conversation = [{"role": "user", "content": "Who made the heaven?"}]
+    hf = PreTrainedTokenizerFast.from_pretrained(str(folders / "model"))
+    assert hf.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True) == render_chat(
+        OPENELM_CHAT_TEMPLATE, conversation, True, "<s>", "</s>")
     code, out, err = elm_run([folders / "model", "--chat", "--max-new-tokens", "8", "--system", "Be brief."], capsys,
                              stdin="Who made the heaven?\nAnd the earth?\n", monkeypatch=monkeypatch)
     assert code == 0, err

@@ -80,8 +80,8 @@ FIELD_EDITS = {
         lambda m: chunk(m)["functions"].pop("prefill"),
         "export.json: chunks[0].functions.prefill is missing"),
     "chunk function added": (
-        lambda m: chunk(m)["functions"].update(verify=chunk(m)["functions"]["decode"]),
-        "export.json: chunks[0].functions.verify is"),
+        lambda m: chunk(m)["functions"].update(rewind=chunk(m)["functions"]["decode"]),
+        "export.json: chunks[0].functions.rewind is"),
     "chunk state dtype": (
         lambda m: chunk(m)["states"][1].update(dtype="float32"),
         "export.json: chunks[0].states[value_cache].dtype is \"float32\""),

@@ -70,7 +70,9 @@ enum Runner {
             let draftFormat = try ModelLoader.chooseFormat(for: draft, preferred: draft.formats.contains(format) ? format : nil)
             log("Drafting with \(draft.name) (\(draftFormat.displayName)): \(draft.packagesDescription(for: draftFormat))")
             let model = try await ModelLoader.load(folder: folder, manifest: draft, format: draftFormat, computeUnits: options.computeUnits)
-            return DraftModelDrafter(model: model)
+            // Drafts under the sampling's repetition penalty, so they follow what the target will pick.
+            let penalty = options.sampling(defaults: target.generation?.defaults).repetitionPenalty
+            return DraftModelDrafter(model: model, repetitionPenalty: penalty)
         }
     }
 

@@ -72,6 +72,9 @@ struct SpeculativeGolden: Decodable {
         let verify: Int
         let accepted: Int
         let proposed: Int
+        /// The draft model's calls (0 for prompt lookup).
+        let draft_prefill: Int
+        let draft_decode: Int
     }
 
     struct Case: Decodable {
@@ -79,6 +82,8 @@ struct SpeculativeGolden: Decodable {
         let prompt: [Int]
         let max_new_tokens: Int
         let drafter: String
+        /// The sampling's repetition penalty, which the draft model drafts under too.
+        let repetition_penalty: Float
         let plain_tokens: [Int]
         let speculative_tokens: [Int]
         let calls: Calls

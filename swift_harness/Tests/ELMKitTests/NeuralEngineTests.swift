@@ -37,7 +37,8 @@ struct NeuralEngineInputsGolden: Decodable {
     @Test func theAneExportParsesWithItsFunctions() throws {
         let m = try ExportManifest.load(from: Fixtures.url(Self.fixture))
         #expect(m.graphTarget == .ane)
-        #expect(m.graph.functions == ["embed_prefill", "embed_decode", "prefill", "decode"])
+        #expect(m.graph.functions == ["embed_prefill", "embed_decode", "embed_verify", "prefill", "decode", "verify"])
+        #expect(m.verifyLength == 5 && m.graph.verifyLength == 5)
         #expect(m.graph.prefillLogits == false)
         #expect(m.graph.maskValue == -40000)
         #expect(m.headDim == 16 && m.ropeFreqConstant == 10000 && m.modelDim == 192)

@@ -15,13 +15,17 @@ final class ContextHashModel: LanguageModel {
     let prefillLength: Int
     let vocabularySize: Int
     let verifyLength: Int
+    /// False: prefill gives no rows, as an ane export's.
+    let prefillGivesLogits: Bool
     /// Shifts the favourite, so a second instance drafts differently from the first.
     private let offset: Int
     private var fed: FedTokens
     private(set) var calls: [Call] = []
 
-    init(contextLength: Int = 96, prefillLength: Int = 8, vocabularySize: Int = 16, verifyLength: Int = 4, offset: Int = 0) {
+    init(contextLength: Int = 96, prefillLength: Int = 8, vocabularySize: Int = 16, verifyLength: Int = 4, offset: Int = 0,
+         prefillGivesLogits: Bool = true) {
         self.contextLength = contextLength
+        self.prefillGivesLogits = prefillGivesLogits
         self.prefillLength = prefillLength
         self.vocabularySize = vocabularySize
         self.verifyLength = verifyLength
@@ -33,7 +37,8 @@ final class ContextHashModel: LanguageModel {
 
     func prefill(tokens: [Int32], position: Int) throws -> LogitRows {
         calls.append(.prefill(position: position, count: tokens.count))
-        return LogitRows(fed.write(tokens, at: position, paddedTo: prefillLength).map(row(after:)))
+        let written = fed.write(tokens, at: position, paddedTo: prefillLength)
+        return prefillGivesLogits ? LogitRows(written.map(row(after:))) : .none
     }
 
     func decode(token: Int32, position: Int) throws -> [Float] {

@@ -21,6 +21,8 @@ import Testing
             { PromptLookupDrafter(maxNgram: 3) },
             { DraftModelDrafter(model: ContextHashModel(verifyLength: 0, offset: 1)) },  // often wrong
             { DraftModelDrafter(model: ContextHashModel(verifyLength: 0)) },  // the target's greedy choice
+            { DraftModelDrafter(model: ContextHashModel(verifyLength: 0, offset: 1), repetitionPenalty: 1.3) },
+            { DraftModelDrafter(model: ContextHashModel(prefillLength: 4, verifyLength: 0), repetitionPenalty: sampling.repetitionPenalty) },
         ]
         for makeDrafter in drafters {
             let model = ContextHashModel()

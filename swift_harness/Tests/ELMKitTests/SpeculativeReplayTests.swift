@@ -20,12 +20,16 @@ import Testing
     func target() -> ContextReplayModel { ContextReplayModel(golden: golden, rows: golden.target_rows, poison: poison) }
 
     func options(_ golden: SpeculativeGolden.Case) -> GenerationOptions {
-        GenerationOptions(maxNewTokens: golden.max_new_tokens, sampling: SamplingParameters(repetitionPenalty: 1))
+        GenerationOptions(maxNewTokens: golden.max_new_tokens, sampling: SamplingParameters(repetitionPenalty: golden.repetition_penalty))
     }
 
     @Test func theFixtureIsWhatTheReplayAssumes() {
         #expect(golden.prefill_gives_logits && golden.verify_length >= 2)
         #expect(Set(golden.cases.map(\.drafter)) == ["prompt_lookup", "draft_model"])
+        // Some draft model cases draft under the repetition penalty; every one feeds its prompt by prefill.
+        let drafted = golden.cases.filter { $0.drafter == "draft_model" }
+        #expect(Set(drafted.map(\.repetition_penalty)) == [1, 1.2])
+        #expect(drafted.allSatisfy { $0.prompt.count <= 2 || $0.calls.draft_prefill >= 1 })
         for golden in golden.cases { #expect(golden.speculative_tokens == golden.plain_tokens, "\(golden.name)") }
     }
 
@@ -43,18 +47,23 @@ import Testing
         for golden in golden.cases {
             let model = target()
             let draftModel = ContextReplayModel(golden: self.golden, rows: self.golden.draft_rows, poison: poison, verifies: false)
-            let drafter: any Drafter = golden.drafter == "draft_model" ? DraftModelDrafter(model: draftModel) : PromptLookupDrafter(maxNgram: 3)
+            let draftModelDrafter = DraftModelDrafter(model: draftModel, repetitionPenalty: golden.repetition_penalty)
+            let drafter: any Drafter = golden.drafter == "draft_model" ? draftModelDrafter : PromptLookupDrafter(maxNgram: 3)
             let generator = Generator(model: model, drafter: drafter)
             #expect(generator.speculates)
             let result = try generator.generate(promptTokens: golden.prompt, options: options(golden))
             #expect(result.tokens == golden.plain_tokens, "\(golden.name)")
             let stats = result.stats
             let calls = SpeculativeGolden.Calls(decode: stats.decodeSteps, verify: stats.calls.verify,
-                                                accepted: stats.draftsAccepted, proposed: stats.draftsProposed)
+                                                accepted: stats.draftsAccepted, proposed: stats.draftsProposed,
+                                                draft_prefill: draftModel.prefillCalls, draft_decode: draftModel.decodeCalls)
             #expect(calls == golden.calls, "\(golden.name)")
             #expect(model.unknownContexts.isEmpty, "\(golden.name): \(model.unknownContexts.prefix(2))")
             #expect(draftModel.unknownContexts.isEmpty, "\(golden.name): draft \(draftModel.unknownContexts.prefix(2))")
-            #expect(stats.drafter == drafter.name && stats.calls.draft == draftModel.decodeCalls)
+            #expect(stats.drafter == drafter.name && stats.calls.draft == draftModel.prefillCalls + draftModel.decodeCalls)
+            if golden.drafter == "draft_model" {
+                #expect(draftModelDrafter.modelCallCounts == ModelCallCounts(prefill: draftModel.prefillCalls, decode: draftModel.decodeCalls))
+            }
         }
     }
 }

@@ -41,7 +41,7 @@ import Testing
         }
     }
 
-    /// The ane export (Core ML and Core AI) with verify in both formats' chunks, the length in `graph`.
+    /// The ane export (Core ML and Core AI) with verify of `length` tokens in both formats' chunks.
     static func ane(length: Int = 4, embed: Bool = true) throws -> String {
         ManifestFixtures.edited(try NeuralEngineManifestTests.text()) { object in
             object["chunks"] = withVerify(object["chunks"]!, length: length)
@@ -49,9 +49,10 @@ import Testing
             coreAI["chunks"] = withVerify(coreAI["chunks"]!, length: length)
             object["coreai"] = coreAI
             var graph = object["graph"] as! [String: Any]
-            graph["functions"] = (graph["functions"] as! [String]) + ["embed_verify", "verify"]
+            graph["functions"] = ["embed_prefill", "embed_decode", "embed_verify", "prefill", "decode", "verify"]
             graph["verify_length"] = length
             object["graph"] = graph
+            object["verify_length"] = length  // the fixture, a real export, has the default (5)
             if !embed {
                 var chunks = object["chunks"] as! [[String: Any]]
                 var functions = chunks[0]["functions"] as! [String: Any]
