@@ -141,7 +141,7 @@ def indices_kept():
     from coremltools.converters.mil.mil import Var, types
     from coremltools.converters.mil.mil.block import is_current_opset_version_compatible_with
 
-    from exporter.coreml.lean import patched
+    from exporter.patching import patched
 
     def wrap(construct):
         def construct_lut_op(indices, lut, vector_axis=None, name=None, before_op=None):

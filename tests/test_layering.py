@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-BASE = ("exporter.errors", "exporter.files", "exporter.memory", "exporter.progress", "exporter.output")
+BASE = ("exporter.errors", "exporter.files", "exporter.memory", "exporter.progress", "exporter.output",
+        "exporter.patching")
 STAGES = [  # (rank, module prefixes)
     (0, BASE),
     (1, ("exporter.checkpoint",)),

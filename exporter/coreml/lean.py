@@ -26,17 +26,7 @@ from contextlib import ExitStack, contextmanager
 import numpy as np
 
 from exporter.model.preflight import FLOAT16_MAX
-
-
-@contextmanager
-def patched(owner, name: str, wrap):
-    """owner.name is wrap(original) inside the block, the original again after it."""
-    original = owner.__dict__[name]
-    setattr(owner, name, wrap(original))
-    try:
-        yield
-    finally:
-        setattr(owner, name, original)
+from exporter.patching import patched
 
 
 def is_broadcast(value) -> bool:

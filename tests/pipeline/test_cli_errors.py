@@ -62,7 +62,7 @@ def rewrite_weights(folder, mutate):
 @pytest.mark.parametrize(
     "args, code, pattern",
     [
-        (["--size", "7b"], 2, r"unknown --size '7b'; choose one of: tiny, 1_1b, 270m, 3b, 450m, 1\.1b"),
+        (["--size", "7b"], 2, r"unknown --size '7b'; choose one of: tiny, tiny-draft, 1_1b, 270m, 3b, 450m, 1\.1b"),
         (["--quant", "int3"], 2, r"unknown --quant recipe 'int3'; choose one of: none, int8, int4, lut2"),
         (["--context-length", "4096"], 2, r"--context-length 4096 exceeds the model's maximum 128"),
         (["--context-length", "96", "--prefill-length", "64"], 2, r"not a multiple of --prefill-length 64"),

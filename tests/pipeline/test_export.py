@@ -46,7 +46,7 @@ def test_package_has_prefill_and_decode_sharing_state(exported):
 
     package = result.folder / manifest["package"]
     spec, program = ct.models.MLModel(str(package), skip_model_load=True).get_spec(), load_program(package)
-    assert sorted(program.functions) == ["decode", "embed_decode", "embed_prefill", "prefill"]
+    assert sorted(program.functions) == ["decode", "embed_decode", "embed_prefill", "embed_verify", "prefill", "verify"]
     assert spec.description.defaultFunctionName == "decode"
     assert spec.specificationVersion >= 9  # iOS 18: states and multifunction
     assert config.num_kv_heads == [1, 2, 2, 2]

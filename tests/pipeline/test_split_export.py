@@ -30,8 +30,9 @@ def test_split_export_describes_each_chunk(tiny_exports):
     # The ane graph (the default): every body takes hidden states; the first chunk alone embeds.
     assert [(c["input"], c["output"]) for c in chunks] == [("hidden_in", "hidden_out"), ("hidden_in", "hidden_out"),
                                                           ("hidden_in", "logits")]
-    assert [sorted(c["functions"]) for c in chunks] == [["decode", "embed_decode", "embed_prefill", "prefill"],
-                                                       ["decode", "prefill"], ["decode", "prefill"]]
+    assert [sorted(c["functions"]) for c in chunks] == [
+        ["decode", "embed_decode", "embed_prefill", "embed_verify", "prefill", "verify"],
+        ["decode", "prefill", "verify"], ["decode", "prefill", "verify"]]
     assert [o["name"] for o in chunks[2]["functions"]["prefill"]["outputs"]] == ["hidden_out"]  # no logits
     for chunk in chunks:
         assert (split.folder / chunk["package"]).is_dir()
