@@ -13,6 +13,7 @@ import numpy as np
 from exporter.graph.contract import target_of, verify_length_of
 from exporter.graph.host_inputs import call_inputs
 from exporter.graph.signature import ANE, INPUT_IDS, LOGITS, POSITION
+from exporter.verify.drive import padded_ids, position_of
 
 
 class ExportCalls:
@@ -32,11 +33,9 @@ class ExportCalls:
     def call(self, function: str, ids: list[int], position: int, length: int) -> np.ndarray | None:
         """`function` on `ids` (padded to its `length` tokens) at `position`: [len(ids), vocab] float32 rows, or
         None when it gives no logits (the ane prefill)."""
-        padded = np.zeros((1, length), np.int32)
-        padded[0, : len(ids)] = ids
         extra = call_inputs(position, length, self.manifest) if self.neural_engine else {
-            POSITION: np.array([position], np.int32)}
-        out = self.executor.run(function, {INPUT_IDS: padded, **extra}, self.state)[LOGITS]
+            POSITION: position_of(position)}
+        out = self.executor.run(function, {INPUT_IDS: padded_ids(ids, length), **extra}, self.state)[LOGITS]
         if out is None:
             return None
         return np.asarray(out, np.float32).reshape(length, -1)[: len(ids), : self.vocab_size]
