@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from exporter.errors import ExportError
@@ -58,7 +58,8 @@ def export_twin_coreai(model, manifest: dict, destination: Path) -> dict:
 
     chunks = [Chunk(chunk["layers"][0], chunk["layers"][1], model.config.num_transformer_layers)
               for chunk in manifest["chunks"]]
-    written = write_models(model, None, chunks, graph_settings(manifest), manifest["prefill_length"],
+    settings = replace(graph_settings(manifest), verify_length=0)  # the cross-check drives prefill and decode only
+    written = write_models(model, None, chunks, settings, manifest["prefill_length"],
                            Compression(get_recipe("none")), "cross-check", destination, Progress(quiet=True))
     entries = [coreai_entry(destination, chunk, name, sizes, weights, model.config, manifest["context_length"])
                for chunk, name, sizes, weights in written]

@@ -11,7 +11,7 @@ import platform
 import numpy as np
 
 from exporter.errors import ExportError
-from exporter.graph.contract import target_of
+from exporter.graph.contract import target_of, verify_length_of
 from exporter.graph.host_inputs import call_inputs
 from exporter.graph.signature import ANE, HIDDEN_OUT, INPUT_IDS, LOGITS, POSITION
 from exporter.memory import collect
@@ -29,7 +29,8 @@ def graph_settings(manifest: dict, context_length: int | None = None, layers: li
         forms = {next((name.replace(old, new, 1) for old, new in renamed.items() if name.startswith(old)), name): form
                  for name, form in forms.items() if not name.startswith("layers.") or
                  any(name.startswith(old) for old in renamed)}
-    return GraphSettings(target_of(manifest), context_length or manifest["context_length"], forms)
+    return GraphSettings(target_of(manifest), context_length or manifest["context_length"], forms,
+                         verify_length_of(manifest))
 
 
 def package_run(executor, manifest: dict, tokens: list[int], prompt_length: int) -> tuple[np.ndarray, int, int]:
