@@ -222,3 +222,19 @@ def test_neural_engine_rules_hold_in_both_formats(both):
                 assert counts["table_gathers"] == 0, (label, function)
         assert rules["decode"]["conv"] == 4 * layers + 1, label  # every projection and the vocabulary piece
         assert rules["prefill"]["conv"] == 4 * (layers - 1) + 1, label  # the last layer: only keys and values
+
+
+def test_elm_run_generates_from_the_core_ai_model_in_apples_runtime(both, capsys):
+    """elm-run --format coreai: Apple's runtime, the verify function included (prompt lookup speculates); the
+    greedy text is the float16 executor's on the Core ML package of the same weights."""
+    from exporter.generate.cli import run_command
+
+    texts = {}
+    for backend in ("coreai", "coreml"):
+        code = run_cli(run_command, "elm-run", [str(both), "--format", backend, "--prompt", "And God said unto",
+                                                "--max-new-tokens", "6", "--repetition-penalty", "1"])
+        captured = capsys.readouterr()
+        assert code == 0, captured.err
+        assert "tok/s" in captured.err and "prompt_lookup drafts" in captured.err
+        texts[backend] = captured.out
+    assert texts["coreai"].strip() and texts["coreai"] == texts["coreml"]
