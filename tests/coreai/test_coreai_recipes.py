@@ -23,7 +23,8 @@ RECIPES = {  # id: (recipe, other options)
 def test_export_then_verify_in_apples_runtime(tmp_path, case):
     recipe, options = RECIPES[case]
     quant_map = options.get("quant_map")
-    result = export(ExportOptions(size="tiny", quant=recipe, format="coreai", context_length=64, prefill_length=16,
+    result = export(ExportOptions(draft_tokens=0,  # verify is tested in tests/pipeline/test_speculative_export
+                                  size="tiny", quant=recipe, format="coreai", context_length=64, prefill_length=16,
                                   output=tmp_path / "out", **options))
     report = result.reports["coreai"]
     assert report.passed, report

@@ -18,7 +18,7 @@ def exported(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("check") / "tiny"
     # The gpu graph: the field edits below are its contract's (input_ids in, logits from both functions).
-    export(ExportOptions(size="tiny", quant="none", target="gpu", output=folder, verify=False))
+    export(ExportOptions(draft_tokens=0, size="tiny", quant="none", target="gpu", output=folder, verify=False))
     return folder
 
 
@@ -260,7 +260,7 @@ def test_an_ane_export_described_as_gpu_fails_before_running(tmp_path, capsys, m
     from exporter.verify import check
 
     folder = tmp_path / "ane"
-    export(ExportOptions(size="tiny", quant="none", context_length=64, prefill_length=16, output=folder,
+    export(ExportOptions(draft_tokens=0, size="tiny", quant="none", context_length=64, prefill_length=16, output=folder,
                          verify=False))
     monkeypatch.setattr(check, "source_model", lambda *a, **k: pytest.fail("ran before checking the manifest"))
     edit_manifest(folder, lambda m: m["graph"].update(target="gpu"))

@@ -19,7 +19,8 @@ from tests.helpers import small_config
 
 pytestmark = pytest.mark.e2e  # every test here runs a whole export
 
-FAST = ["--no-tokenizer", "--no-verify", "--prefill-length", "8", "--quant", "none", "--quiet"]
+FAST = ["--no-tokenizer", "--no-verify", "--prefill-length", "8", "--quant", "none", "--quiet",
+        "--draft-tokens", "0"]  # the verify function has its own tests (tests/pipeline/test_speculative_export)
 
 
 def run_export(args, capsys):

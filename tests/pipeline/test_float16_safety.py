@@ -49,7 +49,8 @@ def massive_checkpoint(tmp_path_factory):
 
 
 def export_and_verify(folder, out, target="ane"):
-    result = export(ExportOptions(model_dir=folder, tokenizer=None, quant="none", prefill_length=8, output=out,
+    result = export(ExportOptions(draft_tokens=0,  # verify is tested in tests/pipeline/test_speculative_export
+                                  model_dir=folder, tokenizer=None, quant="none", prefill_length=8, output=out,
                                   verify=False, target=target))
     return verify_export(out, tokens=30, steps=32), result.manifest
 
@@ -98,7 +99,7 @@ def test_export_refuses_a_model_that_overflows_float16(tmp_path):
     state = massive_activation_state(config)
     state["transformer.token_embeddings.weight"][:, 0] = 7e4  # beyond float16's 65504
     save_checkpoint(tmp_path / "ckpt", config, state)
-    options = ExportOptions(model_dir=tmp_path / "ckpt", tokenizer=None, quant="none", prefill_length=8,
+    options = ExportOptions(draft_tokens=0, model_dir=tmp_path / "ckpt", tokenizer=None, quant="none", prefill_length=8,
                             output=tmp_path / "out", verify=False)
     with pytest.raises(ExportError, match=r"peak \|\w+\| = 7e\+04.*would produce inf/NaN.*--allow-overflow"):
         export(options)

@@ -25,7 +25,7 @@ BY_HAND = {"lut8"}
 @pytest.mark.parametrize("recipe", [name for name in RECIPES if name not in BY_HAND])
 @pytest.mark.e2e
 def test_every_recipe_exports_and_verifies_the_embedded_model(recipe, tmp_path):
-    result = export(ExportOptions(size="tiny", quant=recipe, context_length=128, prefill_length=32,
+    result = export(ExportOptions(draft_tokens=0, size="tiny", quant=recipe, context_length=128, prefill_length=32,
                                   output=tmp_path / recipe))
     report, size = result.report, result.manifest["size"]
     assert report.passed, (recipe, report.reference, report.dequantized_reference)
@@ -97,7 +97,8 @@ def test_lut_with_per_channel_scale_exports_verifies_and_stores_scales(tmp_path)
     from quant.kmeans import kmeans_1d
 
     # For the GPU: on the Neural Engine (the default) it is refused (coremltools PR 2688, test_platform_guards).
-    result = export(ExportOptions(size="tiny", quant="lut4", per_channel_scale=True, compute_target="gpu",
+    result = export(ExportOptions(draft_tokens=0,  # verify is tested in tests/pipeline/test_speculative_export
+                                  size="tiny", quant="lut4", per_channel_scale=True, compute_target="gpu",
                                   target="gpu",
                                   context_length=128, prefill_length=32, output=tmp_path / "pcs"))
     report, size = result.report, result.manifest["size"]

@@ -53,7 +53,7 @@ def packages(checkpoint, tmp_path_factory):
     paths = {}
     for quant in ("none", "int4"):
         options = ExportOptions(
-            model_dir=checkpoint, tokenizer=None, quant=quant, context_length=CONTEXT_LENGTH,
+            model_dir=checkpoint, tokenizer=None, quant=quant, context_length=CONTEXT_LENGTH, draft_tokens=0,
             prefill_length=PREFILL_LENGTH, output=out / quant, verify=False, target="gpu",  # driven by hand here
         )
         result = export(options)
