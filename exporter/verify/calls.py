@@ -13,7 +13,16 @@ import numpy as np
 from exporter.graph.contract import target_of, verify_length_of
 from exporter.graph.host_inputs import call_inputs
 from exporter.graph.signature import ANE, INPUT_IDS, LOGITS, POSITION
-from exporter.verify.drive import padded_ids, position_of
+
+
+def padded_ids(ids: list[int], length: int) -> np.ndarray:
+    padded = np.zeros((1, length), dtype=np.int32)
+    padded[0, : len(ids)] = ids
+    return padded
+
+
+def position_of(position: int) -> np.ndarray:
+    return np.array([position], np.int32)
 
 
 class ExportCalls:

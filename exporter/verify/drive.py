@@ -12,9 +12,9 @@ import numpy as np
 
 from exporter.errors import ExportError
 from exporter.graph.contract import target_of, verify_length_of
-from exporter.graph.host_inputs import call_inputs
-from exporter.graph.signature import ANE, HIDDEN_OUT, INPUT_IDS, LOGITS, POSITION
+from exporter.graph.signature import ANE, HIDDEN_OUT, INPUT_IDS, LOGITS
 from exporter.memory import collect
+from exporter.verify.calls import ExportCalls
 
 
 def graph_settings(manifest: dict, context_length: int | None = None, layers: list[int] | None = None):
@@ -37,38 +37,19 @@ def package_run(executor, manifest: dict, tokens: list[int], prompt_length: int)
     """Drive the package like an app on `tokens` (the first `prompt_length` the prompt): (logits rows, prefill
     calls, position of the first row). gpu: chunked prefill gives the prompt's rows. ane (exporter.graph.contract):
     prefill gives none and stops before the prompt's last token, which decode takes, so the rows start there;
-    the rotary rows and the mask are computed here as an app computes them."""
+    the rotary rows and the mask are computed as an app computes them (exporter.verify.calls)."""
     ane = target_of(manifest) == ANE
-    prefill_length, vocab = manifest["prefill_length"], manifest["vocab_size"]
+    prefill_length = manifest["prefill_length"]
     prefilled = prompt_length - 1 if ane else prompt_length  # tokens prefill takes; decode takes the rest
-
-    def inputs_at(position: int, count: int) -> dict:
-        return call_inputs(position, count, manifest) if ane else {POSITION: position_of(position)}
-
-    state = executor.new_state()
-    rows, calls = [], 0
+    calls = ExportCalls(executor, manifest)
+    rows, prefills = [], 0
     for start in range(0, prefilled, prefill_length):
-        chunk = tokens[start : min(start + prefill_length, prefilled)]
-        out = executor.run("prefill", {INPUT_IDS: padded_ids(chunk, prefill_length),
-                                       **inputs_at(start, prefill_length)}, state)
+        given = calls.prefill(tokens[start : min(start + prefill_length, prefilled)], start)
         if not ane:
-            rows.append(out[LOGITS].reshape(prefill_length, -1)[: len(chunk), :vocab])
-        calls += 1
-    for position in range(prefilled, len(tokens)):
-        out = executor.run("decode", {INPUT_IDS: padded_ids(tokens[position : position + 1], 1),
-                                      **inputs_at(position, 1)}, state)
-        rows.append(out[LOGITS].reshape(1, -1)[:, :vocab])
-    return np.concatenate(rows).astype(np.float32), calls, prefilled if ane else 0
-
-
-def padded_ids(ids: list[int], length: int) -> np.ndarray:
-    padded = np.zeros((1, length), dtype=np.int32)
-    padded[0, : len(ids)] = ids
-    return padded
-
-
-def position_of(position: int) -> np.ndarray:
-    return np.array([position], np.int32)
+            rows.append(given)
+        prefills += 1
+    rows += [calls.decode(tokens[position], position)[None] for position in range(prefilled, len(tokens))]
+    return np.concatenate(rows).astype(np.float32), prefills, prefilled if ane else 0
 
 
 def chunk_output(chunk: dict, outputs: dict):
