@@ -114,6 +114,13 @@ RECIPE_HELP = (
 @click.option("--chat-template", type=click.Path(path_type=Path), metavar="FILE",
               help="A Jinja chat template for export.json and tokenizer_config.json [default: OpenELM-Instruct's own "
                    "for Instruct models, none for base models].")
+@click.option("--adapter", "adapters", multiple=True, metavar="NAME=DIR",
+              help="A LoRA adapter (PEFT folder, or corenet checkpoint as safetensors + its YAML) as functions "
+                   "prefill_NAME, decode_NAME ... that share every base weight; repeatable.")
+@click.option("--merge-adapter", metavar="NAME",
+              help="Bake the --adapter NAME into the base weights instead (the only form for DoRA).")
+@click.option("--adapter-quant", metavar="RECIPE",
+              help="Recipe for the adapters' own matrices (none, int8, int4, lutN) [default: none, float16].")
 @click.option("--max-chunk-bytes", default="1GB", show_default=True, metavar="SIZE",
               help="Split models whose weights exceed SIZE into packages of consecutive layers run in sequence "
                    "(iPhones load ~1 GB packages reliably); e.g. 800MB, 2GB, or none for one package.")
@@ -132,7 +139,8 @@ RECIPE_HELP = (
 @click.option("--debug", is_flag=True, help="Show tracebacks and library warnings.")
 def export_command(size, instruct, model_dir, revision, tokenizer, no_tokenizer, target, quant, quant_map, group_size,
                    per_channel_scale, compute_target, calibrate, context_length,
-                   prefill_length, draft_tokens, chat_template, max_chunk_bytes, export_format, output, force, no_verify, random_weights, allow_overflow, quiet, debug):
+                   prefill_length, draft_tokens, chat_template, adapters, merge_adapter, adapter_quant, max_chunk_bytes,
+                   export_format, output, force, no_verify, random_weights, allow_overflow, quiet, debug):
     """Export an OpenELM model to a stateful Core ML package for the Neural Engine."""
     from exporter.graph.chunks import parse_bytes
     from exporter.pipeline import ExportOptions, export
@@ -143,7 +151,8 @@ def export_command(size, instruct, model_dir, revision, tokenizer, no_tokenizer,
         tokenizer=None if no_tokenizer else tokenizer, quant=quant, quant_map=quant_map, group_size=group_size,
         per_channel_scale=per_channel_scale, compute_target=compute_target, calibrate=calibrate,
         context_length=context_length, prefill_length=prefill_length, draft_tokens=draft_tokens,
-        chat_template=chat_template, max_chunk_bytes=parse_bytes(max_chunk_bytes),
+        chat_template=chat_template, adapters=adapters, merge_adapter=merge_adapter, adapter_quant=adapter_quant,
+        max_chunk_bytes=parse_bytes(max_chunk_bytes),
         format=export_format, target=target,
         output=output, force=force, verify=not no_verify,
         allow_overflow=allow_overflow, random_weights=random_weights,

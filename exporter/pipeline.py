@@ -21,6 +21,7 @@ from exporter.checkpoint.tokenizer import (
 from exporter.coreml.functions import convert_functions
 from exporter.coreml.package import package_name, save_functions
 from exporter.errors import ExportError, UsageError
+from exporter.graph.adapters import AdapterTensors, adapter_bytes
 from exporter.graph.chunks import DEFAULT_MAX_CHUNK_BYTES, plan_chunks
 from exporter.graph.functions import GraphSettings
 from exporter.graph.norm_forms import choose_norm_forms, forms_of
@@ -44,6 +45,13 @@ from exporter.model.preflight import measure
 from exporter.model.presets import get_preset
 from exporter.model.streamed import materialized, skeleton_model
 from exporter.output import atomic_output, refuse_existing
+from exporter.pipeline_adapters import (
+    AdapterPlan,
+    adapters_section,
+    merged_section,
+    plan_adapter_options,
+    read_adapters,
+)
 from exporter.progress import Progress
 from quant.calibrate import calibrate, calibration_plan, calibration_tokens, tokens_needed
 from quant.coreml import Compression
@@ -79,6 +87,9 @@ class ExportOptions:
     max_chunk_bytes: int | None = DEFAULT_MAX_CHUNK_BYTES  # split into packages of at most this; None: one
     format: str = "coreml"  # coreml (iOS 18+), coreai (iOS 27+) or both, in one folder under one export.json
     target: str = DEFAULT_TARGET  # ane: the graph laid out to the Neural Engine rules (exporter.graph.ane); gpu
+    adapters: tuple[str, ...] = ()  # NAME=DIR LoRA adapters, each its own functions sharing the base weights
+    merge_adapter: str | None = None  # the one of them baked into the base weights instead
+    adapter_quant: str | None = None  # the adapters' matrices' recipe; None: float16
 
 
 @dataclass
@@ -108,6 +119,8 @@ class Plan:
     norms: dict | None = None  # ane: each RMSNorm's form, chosen from the preflight (exporter.graph.norm_forms)
     packages: list = field(default_factory=list)  # (chunk, package name, theoretical sizes)
     coreai_models: list = field(default_factory=list)  # (chunk, .aimodel name, theoretical sizes, weights)
+    adapters: AdapterPlan = field(default_factory=AdapterPlan)
+    weight_plan: WeightPlan | None = None
 
     @property
     def formats(self) -> list[str]:
@@ -115,7 +128,8 @@ class Plan:
 
     @property
     def graph(self) -> GraphSettings:
-        return GraphSettings(self.options.target, self.context_length, forms_of(self.norms), self.verify_length)
+        return GraphSettings(self.options.target, self.context_length, forms_of(self.norms), self.verify_length,
+                             self.adapters.adapters)
 
     @property
     def verify_length(self) -> int:
@@ -171,8 +185,10 @@ def with_target_defaults(options: ExportOptions, progress: Progress) -> ExportOp
 def plan_export(options: ExportOptions, progress: Progress) -> Plan:
     """Resolve the source, the names and the lengths, and check every option, before anything slow."""
     options = with_target_defaults(options, progress)
+    adapters = plan_adapter_options(options.adapters, options.merge_adapter, options.adapter_quant, options.format,
+                                    options.calibrate)
     compression = Compression(get_recipe(options.quant), options.quant_map, options.group_size,
-                              options.per_channel_scale, options.compute_target)
+                              options.per_channel_scale, options.compute_target, adapters.recipe)
     compression.check_compute_target()  # before a download: it needs no model
     if options.format not in FORMATS:
         raise UsageError(f"--format {options.format!r} is not one of {', '.join(FORMATS)}")
@@ -190,6 +206,7 @@ def plan_export(options: ExportOptions, progress: Progress) -> Plan:
     context_length = options.context_length or config.max_context_length
     check_lengths(context_length, options.prefill_length, config.max_context_length, options.draft_tokens)
     compression.validate(config)
+    read_adapters(adapters, config, options.group_size)
     if options.calibrate is not None:
         calibration_plan(config, compression)  # --quant none: a usage error before any loading
     tokenizer_spec = options.tokenizer
@@ -198,7 +215,7 @@ def plan_export(options: ExportOptions, progress: Progress) -> Plan:
     override = None if options.chat_template is None else read_chat_template(options.chat_template)
     chat_template = chat_template_for(name, options.instruct, override)
     return Plan(options, compression, source, name, target, config, context_length, tokenizer_spec,
-                chat_template=chat_template)
+                chat_template=chat_template, adapters=adapters)
 
 
 def check_coreai(compression: Compression) -> None:
@@ -232,7 +249,10 @@ def export(options: ExportOptions, progress: Progress | None = None) -> ExportRe
     read_inputs(plan, progress)
     with progress.step("open checkpoint"):
         _, tensors = open_source(plan.source, plan.config)
+    if plan.adapters.specs:  # the adapters' matrices beside the checkpoint's, the merged one's weights merged
+        tensors = AdapterTensors(tensors, plan.adapters.adapters, plan.adapters.merged)
     model, weight_plan, ranges = reference_model(plan, tensors, progress)
+    plan.weight_plan = weight_plan
     if options.target == ANE:
         plan.norms = choose_norm_forms(ranges, plan.config)
     with atomic_output(plan.target, options.force) as staging:
@@ -351,6 +371,9 @@ def manifest_of(plan: Plan, staging: Path, ranges) -> dict:
     manifest["activation_range"] = ranges.to_dict()
     manifest["graph"] = graph_section(plan.options.target, plan.norms, plan.verify_length)
     manifest["verify_length"] = plan.verify_length or None
+    stored = adapter_bytes(plan.weight_plan, plan.compression, plan.adapters.adapters)
+    manifest["adapters"] = adapters_section(plan.adapters, plan.options.target, plan.verify_length, stored)
+    manifest["merged_adapter"] = merged_section(plan.adapters)
     manifest["generation"] = generation_section(*plan.chat_template, plan.tokenizer_dir, plan.config.bos_token_id,
                                                 plan.config.eos_token_id)
     chunks = manifest["chunks"] or manifest["coreai"]["chunks"]

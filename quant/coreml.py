@@ -169,10 +169,12 @@ class Compression:
     group_size: int = DEFAULT_GROUP_SIZE
     per_channel_scale: bool = False
     compute_target: str = DEFAULT_COMPUTE_TARGET  # quant.recipes.COMPUTE_TARGETS: where the app runs the package
+    adapter_recipe: Recipe | None = None  # LoRA adapters' matrices (quant.recipes.ADAPTER_WEIGHTS); None: float16
 
     @property
     def compresses(self) -> bool:
-        return self.recipe.kind != "float" or bool(self.quant_map)
+        adapters = self.adapter_recipe is not None and self.adapter_recipe.kind != "float"
+        return self.recipe.kind != "float" or bool(self.quant_map) or adapters
 
     @property
     def writes_into_weights(self) -> bool:
@@ -220,7 +222,7 @@ class Compression:
 
     def configs(self, model_or_program) -> tuple[dict, dict]:
         """coremltools op configs by weight name: (linear quantization, palettization)."""
-        chosen = assign(weight_matrix_names(model_or_program), self.recipe, self.quant_map)
+        chosen = assign(weight_matrix_names(model_or_program), self.recipe, self.quant_map, self.adapter_recipe)
         linear = {n: op_config(r) for n, r in chosen.items() if r.kind == "linear"}
         lut = {n: op_config(r, self.group_size, self.per_channel_scale)
                for n, r in chosen.items() if r.kind == "lut"}
@@ -271,7 +273,7 @@ class Compression:
 
     def theoretical_weight_bytes(self, weight_shapes: dict[str, tuple[int, int]]) -> int:
         """Σ weights × bits + scales and tables, for the weight matrices named in `weight_shapes`."""
-        chosen = assign(sorted(weight_shapes), self.recipe, self.quant_map)
+        chosen = assign(sorted(weight_shapes), self.recipe, self.quant_map, self.adapter_recipe)
         bits = sum(
             chosen[name].weight_bits(rows, cols, self.group_size, self.per_channel_scale)
             for name, (rows, cols) in weight_shapes.items()
@@ -294,4 +296,5 @@ class Compression:
             "group_size": self.group_size if self.recipe.kind in ("lut", "mixed") or self.quant_map else None,
             "per_channel_scale": self.per_channel_scale,
             "compute_target": self.compute_target,
+            **({"adapter_recipe": self.adapter_recipe.name} if self.adapter_recipe is not None else {}),
         }

@@ -66,6 +66,7 @@ DEFAULT_RECIPE = "int4"  # what Compression and the tools assume when no recipe 
 # (mixed: KL 3.3e-3 at 2.22 bits per weight on 450M, against int4's 7.0e-3 at 2.16), and int4 per-block for the GPU.
 TARGET_RECIPES = {"ane": "mixed", "gpu": "int4"}
 MIXED_DEFAULT_MAP = "embedding=lut6,attention=lut4,ffn=lut4"
+ADAPTER_WEIGHTS = "lora_*"  # a LoRA adapter's matrices (exporter.graph.adapters): --adapter-quant's recipe, not --quant's
 ROLE_PATTERNS = {
     "embedding": "vocab_pieces_*",
     "attention": "layers_*_attn_*",
@@ -115,13 +116,15 @@ def _patterns(key: str) -> list[str]:
     )
 
 
-def assign(weight_names: list[str], recipe: Recipe, quant_map: str | None) -> dict[str, Recipe]:
-    """The recipe for each weight matrix: the base recipe (or mixed's default map), then --quant-map."""
+def assign(weight_names: list[str], recipe: Recipe, quant_map: str | None,
+           adapter_recipe: Recipe | None = None) -> dict[str, Recipe]:
+    """The recipe for each weight matrix: the base recipe (or mixed's default map), adapters' matrices the adapter
+    recipe (float16 by default: they are small, and a rank-r matrix rarely fits a recipe's groups), then --quant-map."""
     base = RECIPES["none"] if recipe.kind == "mixed" else recipe
     rules = parse_quant_map(MIXED_DEFAULT_MAP if recipe.kind == "mixed" else None) + parse_quant_map(quant_map)
     chosen = {}
     for name in weight_names:
-        chosen[name] = base
+        chosen[name] = (adapter_recipe or RECIPES["none"]) if fnmatch.fnmatchcase(name, ADAPTER_WEIGHTS) else base
         for patterns, rule_recipe in rules:
             if any(fnmatch.fnmatchcase(name, p) for p in patterns):
                 chosen[name] = rule_recipe

@@ -26,7 +26,7 @@ STAGES = [  # (rank, module prefixes)
     (5, ("quant",)),
     (6, ("exporter.manifest",)),
     (7, ("exporter.verify",)),
-    (8, ("exporter.pipeline", "exporter.cli", "exporter.__main__", "exporter.verify.__main__", "exporter.generate")),
+    (8, ("exporter.pipeline", "exporter.pipeline_adapters", "exporter.cli", "exporter.__main__", "exporter.verify.__main__", "exporter.generate")),
     (9, ("exporter.tools",)),
 ]
 QUANT_MAY_IMPORT = 2  # quant/ imports nothing above the reference model

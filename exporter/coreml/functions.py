@@ -42,7 +42,7 @@ def convert_functions(model, plan: WeightPlan | None, tensors: TensorSource, set
     for both. Returns the programs and the theoretical sizes, read before compression.
     """
     chunk = chunk or Chunk.whole(model.config.num_transformer_layers)
-    functions = graph_functions(settings.target, chunk, prefill_length, settings.verify_length)
+    functions = graph_functions(settings.target, chunk, prefill_length, settings.verify_length, tuple(settings.adapters))
     if plan is None:
         return convert_whole_functions(model, settings, functions, compression, progress, chunk, label)
     programs, expected = {}, {}

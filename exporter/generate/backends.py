@@ -43,10 +43,19 @@ def runner_name(backend: str) -> str:
     return "Core ML" if platform.system() == "Darwin" else "elm-export's float16 executor (Core ML runs on macOS only)"
 
 
+def check_adapter_name(manifest: dict, adapter: str | None) -> str | None:
+    """`adapter` when the export holds it (export.json `adapters`), else a one-line error listing what it holds."""
+    held = list(manifest.get("adapters") or {})
+    if adapter is None or adapter in held:
+        return adapter
+    has = f"it has {', '.join(held)}" if held else "it has none (export with --adapter NAME=DIR)"
+    raise UsageError(f"--adapter {adapter}: the export holds no adapter of that name; {has}")
+
+
 class ExportModel:
     """An export folder (its packages checked against export.json first) driven as an app drives it."""
 
-    def __init__(self, folder: Path, backend: str | None = None):
+    def __init__(self, folder: Path, backend: str | None = None, adapter: str | None = None):
         self.folder = export_folder(folder)
         self.manifest = manifest = read_manifest(self.folder)
         formats = formats_of(manifest)
@@ -54,10 +63,11 @@ class ExportModel:
         if self.backend not in formats:
             raise UsageError(f"{self.folder} holds no {self.backend} model (it has {', '.join(formats)}); "
                              f"pass --format {formats[0]}")
+        self.adapter = check_adapter_name(manifest, adapter)
         paths = check_integrity(self.folder, manifest, self.backend)
         chunks = chunks_of(manifest, self.backend)[0]
         self.chain = ChunkChain([chunk_executor(p, c, self.backend) for p, c in zip(paths, chunks)], chunks)
-        self.calls = ExportCalls(self.chain, manifest)
+        self.calls = ExportCalls(self.chain, manifest, self.adapter)  # an adapter: its functions instead
         self.context_length = manifest["context_length"]
         self.prefill_length = manifest["prefill_length"]
         self.vocab_size = manifest["vocab_size"]

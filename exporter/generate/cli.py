@@ -179,10 +179,11 @@ def chat_loop(model, tokenizer, options, drafter, system: str | None, quiet: boo
                    "when the export has a verify function].")
 @click.option("--draft", "draft_folder", type=click.Path(path_type=Path),
               help="A smaller export with the same tokenizer that drafts tokens (OpenELM-270M for 1.1B and 3B).")
+@click.option("--adapter", help="Run the export's LoRA adapter NAME (export.json `adapters`) [default: the base].")
 @click.option("--quiet", is_flag=True, help="Print only the generated text.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def run_command(folder, prompt, chat, system, max_new_tokens, temperature, top_k, top_p, min_p, repetition_penalty,
-                seed, stop_tokens, backend, speculate, draft_folder, quiet, debug):
+                seed, stop_tokens, backend, speculate, draft_folder, adapter, quiet, debug):
     """Generate text from an export folder written by elm-export, streaming it, then tokens/s."""
     from exporter.generate.backends import ExportModel
     from exporter.generate.generator import GenerationOptions
@@ -190,7 +191,7 @@ def run_command(folder, prompt, chat, system, max_new_tokens, temperature, top_k
     if (prompt is None) == (not chat):
         raise UsageError("give --prompt TEXT or --chat (one of them)")
     started = time.perf_counter()
-    model = ExportModel(folder, backend)
+    model = ExportModel(folder, backend, adapter)
     tokenizer = load_tokenizer(model.folder)
     flags = dict(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
                  repetition_penalty=repetition_penalty, seed=seed)
@@ -205,7 +206,9 @@ def run_command(folder, prompt, chat, system, max_new_tokens, temperature, top_k
     else:
         chat_template_of(model)
     if not quiet:
-        click.echo(f"[loaded {model.folder.name} ({model.backend}) in {time.perf_counter() - started:.1f} s]", err=True)
+        with_adapter = f", adapter {adapter}" if adapter else ""
+        click.echo(f"[loaded {model.folder.name} ({model.backend}{with_adapter}) in {time.perf_counter() - started:.1f} s]",
+                   err=True)
     if chat:
         chat_loop(model, tokenizer, options, drafter, system, quiet)
     else:

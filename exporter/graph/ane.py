@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from exporter.graph.ane_blocks import MAX_SCALED, ChannelNorm, Projection, attend_per_head, rotate
+from exporter.graph.adapters import low_rank_lookup, projection
+from exporter.graph.ane_blocks import MAX_SCALED, ChannelNorm, attend_per_head, rotate
 from exporter.graph.cache import CacheLayout
 from exporter.graph.chunks import Chunk
 from exporter.graph.vocab import vocab_split
@@ -50,11 +51,13 @@ class TokenEmbedding(nn.Module):
     """`forward(input_ids [1, T] int32) -> hidden [1, T, dim]`: the lookup as its own function (ANE rule: the
     embedding apart from the body). Gathers from the very pieces the output projection convolves with."""
 
-    def __init__(self, vocab_pieces: nn.ParameterList, tokens_per_call: int):
+    def __init__(self, vocab_pieces: nn.ParameterList, tokens_per_call: int, low_rank=None):
         super().__init__()
         self.vocab_pieces = vocab_pieces
         self.tokens_per_call = tokens_per_call
         self.piece_size, self.model_dim = vocab_pieces[0].shape[:2]
+        # An adapter's embedding path (exporter.graph.adapters.embedding_low_rank): row pieces and up.
+        self.low_rank_rows, self.low_rank_up = low_rank if low_rank is not None else (None, None)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         x = 0
@@ -63,6 +66,8 @@ class TokenEmbedding(nn.Module):
             inside = ((local >= 0) & (local < self.piece_size)).unsqueeze(-1)
             rows = piece[local.clamp(0, self.piece_size - 1)]  # [1, T, dim, 1, 1]: rank 5, the ANE maximum
             x = x + rows.reshape(1, self.tokens_per_call, self.model_dim) * inside.to(rows.dtype)
+        if self.low_rank_rows is not None:
+            x = x + low_rank_lookup(input_ids, self.low_rank_rows, self.low_rank_up, self.piece_size)
         return x  # [1, T, dim]
 
 
@@ -80,14 +85,14 @@ class NeuralEngineLayer(nn.Module):
         self.keys_only = keys_only  # prefill's last layer: it only writes its keys and values, and holds no more
         self.attn_norm = norm("attn_norm", layer.attn_norm.weight, 1)  # over the channels of (1, dim, 1, T)
         self.attn = nn.Module()
-        self.attn.qkv_proj = Projection(attn.qkv_proj)
+        self.attn.qkv_proj = projection(attn.qkv_proj)  # an adapter's path beside it, when adapted
         self.attn.k_norm = norm("attn.k_norm", attn.k_norm.weight, 2)  # over head_dim of (1, heads, head_dim, T)
         if not keys_only:
             self.attn.q_norm = norm("attn.q_norm", attn.q_norm.weight, 2)
-            self.attn.out_proj = Projection(attn.out_proj)
+            self.attn.out_proj = projection(attn.out_proj)
             self.ffn_norm = norm("ffn_norm", layer.ffn_norm.weight, 1)
             self.ffn = nn.Module()
-            self.ffn.proj_1, self.ffn.proj_2 = Projection(ffn.proj_1), Projection(ffn.proj_2)
+            self.ffn.proj_1, self.ffn.proj_2 = projection(ffn.proj_1), projection(ffn.proj_2)
         self.num_q, self.num_kv, self.head_dim = attn.num_q, attn.num_kv, attn.head_dim
 
 

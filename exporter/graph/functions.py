@@ -9,11 +9,12 @@ the speculative decoder's check of drafted tokens.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
 
+from exporter.graph.adapters import adapted_model, embedding_low_rank, function_name
 from exporter.graph.ane import NeuralEngineOpenELM, TokenEmbedding, vocab_parameters
 from exporter.graph.chunks import Chunk
 from exporter.graph.contract import logit_functions
@@ -32,29 +33,39 @@ from exporter.graph.signature import (
     VERIFY,
 )
 from exporter.graph.stateful import StatefulOpenELM
+from exporter.graph.vocab import vocab_split
 from exporter.graph.weights import WeightPlan
 
 
 @dataclass(frozen=True)
 class GraphFunction:
-    name: str
+    kind: str  # prefill, decode, verify, embed_*: what the function does
     tokens: int  # per call
     embeds: bool  # the token lookup alone (ane), not the body
+    adapter: str | None = None  # the LoRA adapter it runs (exporter.graph.adapters), None: the base model
+
+    @property
+    def name(self) -> str:
+        """The function's name in the package: the kind, with the adapter's name after it."""
+        return function_name(self.kind, self.adapter)
 
     @property
     def logits(self) -> bool:
         """Whether the ane body returns logits (exporter.graph.contract: only decode; prefill is prompt_opt)."""
-        return self.name in logit_functions(ANE)
+        return self.kind in logit_functions(ANE)
 
 
-def graph_functions(target: str, chunk: Chunk, prefill_length: int, verify_length: int = 0) -> list[GraphFunction]:
-    """prefill, decode (and verify), after their token lookups (ane, first chunk); decode last but verify."""
+def graph_functions(target: str, chunk: Chunk, prefill_length: int, verify_length: int = 0,
+                    adapters: tuple[str, ...] = ()) -> list[GraphFunction]:
+    """prefill, decode (and verify), after their token lookups (ane, first chunk); decode last but verify; then the
+    same for each adapter (its own lookups too, which an adapted embedding needs and the others share weights with)."""
     body = [GraphFunction(name, tokens, False) for name, tokens in zip(FUNCTIONS, (prefill_length, 1))]
     embeds = [GraphFunction(name, tokens, True) for name, tokens in zip(EMBED_FUNCTIONS, (prefill_length, 1))]
     if verify_length:
         body.append(GraphFunction(VERIFY, verify_length, False))
         embeds.append(GraphFunction(EMBED_VERIFY, verify_length, True))
-    return embeds + body if target == ANE and chunk.takes_ids else body
+    base = embeds + body if target == ANE and chunk.takes_ids else body
+    return base + [replace(function, adapter=adapter) for adapter in adapters for function in base]
 
 
 @dataclass
@@ -65,17 +76,21 @@ class GraphSettings:
     context_length: int
     norm_forms: dict[str, str] | None = None
     verify_length: int = 0  # tokens per verify call; 0: no verify function
+    adapters: dict = field(default_factory=dict)  # {name: exporter.checkpoint.adapters.Adapter}: their functions
 
 
 def build_module(function: GraphFunction, model, settings: GraphSettings, chunk: Chunk | None = None,
                  weight_plan: WeightPlan | None = None, exportable: bool = False) -> nn.Module:
     """The module one function is traced (Core ML) or exported (Core AI) from."""
     chunk = chunk or Chunk.whole(model.config.num_transformer_layers)
+    if function.adapter is not None:
+        model = adapted_model(model, settings.adapters[function.adapter], weight_plan)
     if settings.target != ANE:
         return StatefulOpenELM(model, settings.context_length, function.tokens, chunk=chunk, weight_plan=weight_plan,
                                exportable=exportable)
     if function.embeds:
-        return TokenEmbedding(vocab_parameters(model, chunk, weight_plan), function.tokens)
+        return TokenEmbedding(vocab_parameters(model, chunk, weight_plan), function.tokens,
+                              embedding_low_rank(model, *vocab_split(model.config.vocab_size), weight_plan))
     return NeuralEngineOpenELM(model, settings.context_length, function.tokens, chunk=chunk, weight_plan=weight_plan,
                                exportable=exportable, norm_forms=settings.norm_forms, logits=function.logits)
 

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from exporter.graph.adapters import embedding_low_rank, low_rank_lookup
 from exporter.graph.cache import CacheLayout
 from exporter.graph.chunks import Chunk
 from exporter.graph.norm import rms_norm_fp16_safe
@@ -67,6 +68,8 @@ class StatefulOpenELM(nn.Module):
             padded = F.pad(table, (0, 0, 0, self.pieces * self.piece_size - config.vocab_size))
             pieces = [nn.Parameter(piece, requires_grad=False) for piece in padded.split(self.piece_size)]
         self.vocab_pieces = nn.ParameterList(pieces)
+        low_rank = embedding_low_rank(model, self.pieces, self.piece_size, weight_plan) if self.chunk.takes_ids else None
+        self.low_rank_rows, self.low_rank_up = low_rank if low_rank is not None else (None, None)
         dtype = model.transformer.layers[self.chunk.start].attn.qkv_proj.weight.dtype
 
         cos, sin = rotary_tables(torch.arange(context_length), config.head_dim, config.rope_freq_constant)
@@ -97,6 +100,8 @@ class StatefulOpenELM(nn.Module):
             inside = ((local >= 0) & (local < self.piece_size)).unsqueeze(-1)
             rows = F.embedding(local.clamp(0, self.piece_size - 1), piece)
             x = x + rows * inside.to(rows.dtype)
+        if self.low_rank_rows is not None:  # an adapter's embedding path (exporter.graph.adapters)
+            x = x + low_rank_lookup(input_ids, self.low_rank_rows, self.low_rank_up, self.piece_size)
         return x
 
     def forward(self, inputs: torch.Tensor, position: torch.Tensor) -> torch.Tensor:

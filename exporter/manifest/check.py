@@ -153,8 +153,29 @@ def check_models(folder: Path, manifest: dict, backend: str) -> None:
         same(f"{field}[{index}].functions", chunk.get("functions", MISSING), package.functions, package.owner)
         same(f"{field}[{index}].states", chunk.get("states", MISSING), package.states, package.owner)
         check_cache_shape(f"{field}[{index}].kv_cache", chunk.get("kv_cache"), package)
+    check_adapter_functions(manifest, declared)
     if backend == "coreml":
         check_top_level(manifest, declared)
+
+
+def check_adapter_functions(manifest: dict, declared: list[Declared]) -> None:
+    """Each adapter's functions (export.json `adapters`) are in every package the base functions are in, and each
+    takes and gives exactly what the base function it stands for does: an app calls one instead of the other."""
+    for name, entry in (manifest.get("adapters") or {}).items():
+        mapping = entry.get("functions") if isinstance(entry, dict) else None
+        if not isinstance(mapping, dict) or not mapping:
+            raise ExportError(f"{MANIFEST_NAME}: adapters.{name}.functions is {show(mapping)}, not a map of base "
+                              f"function to the adapter's; {NOT_THIS}")
+        for package in declared:
+            for base, adapted in mapping.items():
+                if base not in package.functions:
+                    continue  # the ane embed functions live in the first package only
+                if package.functions.get(adapted) is None:
+                    raise ExportError(f"{MANIFEST_NAME}: adapter {name}'s {adapted} is not in {package.owner} (it "
+                                      f"has {', '.join(package.functions)}); {NOT_THIS}")
+                if canonical(package.functions[adapted]) != canonical(package.functions[base]):
+                    raise ExportError(f"{MANIFEST_NAME}: {package.owner}'s {adapted} does not take and give what "
+                                      f"{base} does; {NOT_THIS}")
 
 
 def check_roles(chunk: dict, package: Declared, index: int, count: int, target: str,

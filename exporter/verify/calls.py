@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from exporter.graph.adapters import function_name
 from exporter.graph.contract import target_of, verify_length_of
 from exporter.graph.host_inputs import call_inputs
 from exporter.graph.signature import ANE, INPUT_IDS, LOGITS, POSITION
@@ -28,8 +29,8 @@ def position_of(position: int) -> np.ndarray:
 class ExportCalls:
     """`executor.run(function, inputs, state)` (a ChunkChain, a RecordedChunk, one executor) driven by tokens."""
 
-    def __init__(self, executor, manifest: dict):
-        self.executor, self.manifest = executor, manifest
+    def __init__(self, executor, manifest: dict, adapter: str | None = None):
+        self.executor, self.manifest, self.adapter = executor, manifest, adapter  # adapter: its functions run
         self.neural_engine = target_of(manifest) == ANE
         self.vocab_size = manifest["vocab_size"]
         self.prefill_length = manifest["prefill_length"]
@@ -44,6 +45,7 @@ class ExportCalls:
         None when it gives no logits (the ane prefill)."""
         extra = call_inputs(position, length, self.manifest) if self.neural_engine else {
             POSITION: position_of(position)}
+        function = function_name(function, self.adapter)
         out = self.executor.run(function, {INPUT_IDS: padded_ids(ids, length), **extra}, self.state)[LOGITS]
         if out is None:
             return None

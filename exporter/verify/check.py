@@ -14,7 +14,9 @@ from exporter.graph.signature import ANE
 from exporter.manifest.check import check_integrity, check_manifest, chunks_of, formats_of
 from exporter.manifest.document import MANIFEST_NAME, inside, read_manifest
 from exporter.memory import pin_mmap_threshold
+from exporter.model.lora import with_adapter
 from exporter.model.streamed import is_streamed
+from exporter.verify.adapters import adapter_entries, verify_adapters, with_merged_adapter
 from exporter.verify.parity import verify
 from exporter.verify.programs import ProgramShelf
 from exporter.verify.reference import (
@@ -94,12 +96,12 @@ def prompt_tokens(folder: Path, manifest: dict, text: str | None, count: int | N
 
 def verify_export(folder: Path, model_dir: Path | None = None, prompt: str | None = None,
                   tokens: int | None = None, steps: int | None = None, progress=None,
-                  backend: str | None = None) -> ParityReport:
+                  backend: str | None = None, adapter_dirs: dict[str, Path] | None = None) -> ParityReport:
     """Parity of the export at `folder` (or its export.json, or one of its packages) with its checkpoint, after
     checking its files and that export.json describes the packages (before running anything).
 
     backend: which format to run (coreml: our float16 executor; coreai: Apple's Core AI runtime); default the
-    folder's first."""
+    folder's first. adapter_dirs: {name: folder} of the export's adapters where their recorded sources are not here."""
     folder = export_folder(folder)
     manifest = read_manifest(folder)
     backend = backend or formats_of(manifest)[0]
@@ -107,23 +109,36 @@ def verify_export(folder: Path, model_dir: Path | None = None, prompt: str | Non
     check_manifest(folder, manifest)
     ids = prompt_tokens(folder, manifest, prompt, tokens)
     steps = default_steps(manifest) if steps is None else steps
+    if adapter_entries(manifest) and backend == "coreai":
+        raise ExportError("Core AI exports with adapters are not built yet; nothing to verify")
     if backend == "coreai" and parameter_count(source_tensors(manifest, model_dir)[1]) > RUNTIME_FULL_LIMIT:
         report = verify_twin(manifest, model_dir, ids, steps)  # Apple's Linux runtime: too slow for all of it
         return with_sample(report, folder, ids)
     pin_mmap_threshold()  # freed weight arrays leave RSS at once (exporter.memory)
-    model = source_model(manifest, model_dir)
+    base = source_model(manifest, model_dir)  # the checkpoint's; de-quantized twins are built from it
+    model = with_merged_adapter(base, manifest, adapter_dirs or {})
     compressed = manifest.get("quantization", {}).get("recipe", "none") != "none"
     programs = ProgramShelf() if compressed else None  # the executor's programs, for the de-quantized reference
 
     def dequantized():
         # Built after the package has run, streamed like the reference when that one is (too big to hold twice).
         if backend == "coreai":
-            return coreai_dequantized_reference(packages, manifest["coreai"]["chunks"], model, is_streamed(model))
-        return dequantized_reference(packages, model, stream=is_streamed(model), programs=programs)
+            return coreai_dequantized_reference(packages, manifest["coreai"]["chunks"], base, is_streamed(base))
+        return dequantized_reference(packages, base, stream=is_streamed(base), programs=programs)
 
     random_weights = bool((manifest.get("source") or {}).get("random_weights"))
     report = verify(packages, manifest, model, ids, steps, dequantized_model=dequantized if compressed else None,
                     judge_total=not random_weights, backend=backend, programs=programs)
+
+    def verify_adapter(adapted, name):  # the adapter's functions against the reference with it applied
+        shelf = ProgramShelf() if compressed else None
+        dequantized_adapted = (lambda: with_adapter(dequantized_reference(packages, base, stream=is_streamed(base),
+                                                                          programs=shelf), adapted.adapter_source))
+        return with_sample(verify(packages, manifest, adapted, ids, steps, backend=backend, programs=shelf,
+                                  dequantized_model=dequantized_adapted if compressed else None,
+                                  judge_total=not random_weights, adapter=name), folder, ids)
+
+    report.adapters = verify_adapters(verify_adapter, manifest, model, adapter_dirs or {})
     return with_sample(report, folder, ids)
 
 

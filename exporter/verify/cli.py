@@ -23,13 +23,16 @@ from exporter.errors import ExportError
 @click.option("--cross-check", is_flag=True,
               help="Core ML exports: also export the same graph with the package's own (de-quantized) weights to "
                    "Core AI in a temporary folder and compare our executor with Apple's Core AI runtime.")
+@click.option("--adapter", "adapters", multiple=True, metavar="NAME=DIR",
+              help="Where the export's adapter NAME is, when not at the path export.json records (checked by sha256).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--debug", is_flag=True, help="Show tracebacks and library warnings.")
-def verify_command(path, prompt, tokens, steps, model_dir, export_format, cross_check, as_json, debug):
+def verify_command(path, prompt, tokens, steps, model_dir, export_format, cross_check, adapters, as_json, debug):
     """Prove an exported package matches the PyTorch reference, on any OS (exit 1 outside the thresholds).
 
     PATH: the folder elm-export wrote, its export.json, or a .mlpackage / .aimodel inside it.
     """
+    from exporter.checkpoint.adapters import parse_adapter_option
     from exporter.manifest.check import formats_of
     from exporter.manifest.document import read_manifest
     from exporter.verify.check import export_folder, verify_export
@@ -39,8 +42,9 @@ def verify_command(path, prompt, tokens, steps, model_dir, export_format, cross_
         raise click.BadParameter(f"{steps} must be ≥ 0", param_hint="--steps")
     folder = export_folder(path)  # PATH: the export folder, its export.json, or a package inside it
     formats = [export_format] if export_format else formats_of(read_manifest(folder))
+    adapter_dirs = dict(parse_adapter_option(spec) for spec in adapters)
     reports = {backend: verify_export(folder, model_dir=model_dir, prompt=prompt, tokens=tokens, steps=steps,
-                                      backend=backend) for backend in formats}
+                                      backend=backend, adapter_dirs=adapter_dirs) for backend in formats}
     agreement = None
     if cross_check:
         from exporter.verify.cross_check import cross_check_export, format_agreement

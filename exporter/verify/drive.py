@@ -33,7 +33,8 @@ def graph_settings(manifest: dict, context_length: int | None = None, layers: li
                          verify_length_of(manifest))
 
 
-def package_run(executor, manifest: dict, tokens: list[int], prompt_length: int) -> tuple[np.ndarray, int, int]:
+def package_run(executor, manifest: dict, tokens: list[int], prompt_length: int,
+                adapter: str | None = None) -> tuple[np.ndarray, int, int]:
     """Drive the package like an app on `tokens` (the first `prompt_length` the prompt): (logits rows, prefill
     calls, position of the first row). gpu: chunked prefill gives the prompt's rows. ane (exporter.graph.contract):
     prefill gives none and stops before the prompt's last token, which decode takes, so the rows start there;
@@ -41,7 +42,7 @@ def package_run(executor, manifest: dict, tokens: list[int], prompt_length: int)
     ane = target_of(manifest) == ANE
     prefill_length = manifest["prefill_length"]
     prefilled = prompt_length - 1 if ane else prompt_length  # tokens prefill takes; decode takes the rest
-    calls = ExportCalls(executor, manifest)
+    calls = ExportCalls(executor, manifest, adapter)  # adapter: its own functions (exporter.graph.adapters)
     rows, prefills = [], 0
     for start in range(0, prefilled, prefill_length):
         given = calls.prefill(tokens[start : min(start + prefill_length, prefilled)], start)
@@ -168,10 +169,10 @@ class CoreMLExecutor:
         return self.models[function].predict(inputs, state=state or None)
 
 
-def coreml_runtime_run(packages: list, manifest: dict, tokens: list[int], prompt_length: int):
+def coreml_runtime_run(packages: list, manifest: dict, tokens: list[int], prompt_length: int, adapter=None):
     """(logits, first row's position) from the real Core ML runtime, where this OS has it (macOS); None elsewhere."""
     if platform.system() != "Darwin":
         return None
     chain = ChunkChain([CoreMLExecutor(p) for p in packages], manifest["chunks"])
-    logits, _, first = package_run(chain, manifest, tokens, prompt_length)
+    logits, _, first = package_run(chain, manifest, tokens, prompt_length, adapter)
     return logits, first

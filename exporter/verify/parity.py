@@ -18,7 +18,7 @@ from exporter.errors import ExportError
 from exporter.model.openelm import OpenELM
 from exporter.model.streamed import is_streamed
 from exporter.verify.compare import compare
-from exporter.verify.drive import coreai_run, coreml_runtime_run, run_chunk_by_chunk
+from exporter.verify.drive import coreai_run, coreml_runtime_run, package_run, run_chunk_by_chunk
 from exporter.verify.greedy import run_reference
 from exporter.verify.programs import ProgramShelf
 from exporter.verify.reference import logits_for
@@ -49,10 +49,11 @@ def check_same_model(model: OpenELM, manifest: dict) -> None:
 
 def verify(packages: list, manifest: dict, model: OpenELM, prompt: list[int], steps: int,
            dequantized_model: OpenELM | None = None, judge_total: bool = True, backend: str = "coreml",
-           programs: ProgramShelf | None = None) -> ParityReport:
+           programs: ProgramShelf | None = None, adapter: str | None = None) -> ParityReport:
     """Parity of one format's packages (Core ML: our float16 executor, and Core ML itself on macOS; Core AI:
     Apple's Core AI runtime) with the reference, and with the de-quantized reference when given.
-    programs: the ProgramShelf the executor loads packages with, shared with the de-quantized reference."""
+    programs: the ProgramShelf the executor loads packages with, shared with the de-quantized reference.
+    adapter: run that adapter's functions (prefill_<adapter> ...); `model` then is the reference with it applied."""
     started = time.perf_counter()
     check_same_model(model, manifest)
     room = manifest["context_length"] - len(prompt)
@@ -65,6 +66,7 @@ def verify(packages: list, manifest: dict, model: OpenELM, prompt: list[int], st
     big = is_streamed(model)  # the model is too big to hold in float32 twice
 
     def run(drive=None):
+        drive = drive or (lambda stage: package_run(stage, manifest, tokens, len(prompt), adapter))
         if backend == "coreai":
             return coreai_run(packages, manifest, tokens, len(prompt), drive)
         return run_chunk_by_chunk(packages, manifest, tokens, len(prompt),
@@ -93,11 +95,11 @@ def verify(packages: list, manifest: dict, model: OpenELM, prompt: list[int], st
         report.dequantized_reference = compare(logits_for(dequantized_model, tokens)[first:], package_logits,
                                                compared_prompt)
         del dequantized_model  # and its programs
-    report.verify_function = check_verify_function(run, manifest, tokens)
+    report.verify_function = check_verify_function(run, manifest, tokens, adapter)
     if programs is not None:
         programs.release()
     report.activation_range = reference.activation_range.to_dict()
-    coreml = coreml_runtime_run(packages, manifest, tokens, len(prompt)) if backend == "coreml" else None
+    coreml = coreml_runtime_run(packages, manifest, tokens, len(prompt), adapter) if backend == "coreml" else None
     if backend == "coreai":
         report.coreml_runtime = "not applicable (a Core AI model)"
     if coreml is not None:

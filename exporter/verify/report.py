@@ -69,6 +69,7 @@ class ParityReport:
     runtime: str = "Core ML package on elm-export's float16 executor"  # what computed the package's logits
     scope: str | None = None  # when less than the whole export ran (a twin): what ran and what that proves
     verify_function: Comparison | None = None  # speculative decoding's verify against decode (exporter.verify.speculative)
+    adapters: dict = field(default_factory=dict)  # {adapter: ParityReport of its functions} (exporter.verify.adapters)
 
     @property
     def passed(self) -> bool:
@@ -80,7 +81,7 @@ class ParityReport:
                                                           forgive_ties=True)
         if self.verify_function is not None:  # the same package's two functions: only float16 noise between them
             ok = ok and self.verify_function.passes(self.graph_thresholds, forgive_ties=True)
-        return ok
+        return ok and all(report.passed for report in self.adapters.values())
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -118,5 +119,21 @@ def format_report(report: ParityReport, name: str) -> str:
                      f"{ranges['worst_layer']} ({ranges['status']})")
     runtime = report.coreml_runtime
     lines.append(f"  {'Core ML runtime':<28}{runtime if isinstance(runtime, str) else runtime}")
+    for adapter, adapted in report.adapters.items():
+        lines += adapter_lines(adapter, adapted, row)
     lines.append("PASS" if report.passed else "FAIL: outside the thresholds for this recipe")
     return "\n".join(line for line in lines if line is not None)
+
+
+def adapter_lines(name: str, report: ParityReport, row) -> list[str | None]:
+    """One adapter's functions, each against the reference with the adapter applied."""
+    lines = [f"  adapter {name}: prefill_{name}, decode_{name}"
+             f"{f', verify_{name}' if report.verify_function else ''} vs the reference with {name} applied "
+             f"({'pass' if report.passed else 'FAIL'})",
+             row(f"  vs reference+{name}", report.reference, report.thresholds,
+                 "" if report.judge_total else "  (not judged)"),
+             row("  vs de-quantized+adapter", report.dequantized_reference, report.graph_thresholds),
+             row(f"  verify_{name} vs decode", report.verify_function, report.graph_thresholds)]
+    if report.sample:
+        lines.append(f"  {'  greedy continuation':<28}{report.sample['continuation']!r}")
+    return lines

@@ -38,10 +38,10 @@ def verify_script(calls: ExportCalls, tokens: list[int]) -> tuple[np.ndarray, np
     return np.concatenate([first[:1], later]), decoded
 
 
-def check_verify_function(run, manifest: dict, tokens: list[int]) -> Comparison | None:
+def check_verify_function(run, manifest: dict, tokens: list[int], adapter: str | None = None) -> Comparison | None:
     """verify against decode (None for an export without a verify function). run(drive) runs `drive(executor)`
     over the export (chunk by chunk) and returns the last chunk's result."""
     if not verify_length_of(manifest):
         return None
-    verified, decoded = run(lambda executor: verify_script(ExportCalls(executor, manifest), tokens))
+    verified, decoded = run(lambda executor: verify_script(ExportCalls(executor, manifest, adapter), tokens))
     return compare(decoded, verified, 1)

@@ -9,7 +9,9 @@ import Observation
 /// it for every reply; a base model gets the newest message alone, as text to continue.
 ///
 /// The model runs with Core AI when the folder holds a Core AI model and the OS has Core AI
-/// (iOS 27 / macOS 27), else with Core ML (`preferredFormat` overrides the choice).
+/// (iOS 27 / macOS 27), else with Core ML (`preferredFormat` overrides the choice). An export with
+/// LoRA adapters (export.json's `adapters`, listed in `availableAdapters`) runs its base weights
+/// until `selectAdapter(_:)` reloads it with one.
 ///
 /// Model calls never overlap. `stop()` ends a reply at once for the UI, but the model call in
 /// flight (a Core ML prediction or Core AI run cannot be interrupted) still runs to its end; the
@@ -34,6 +36,10 @@ public final class ChatSession {
     public var computeUnits = ComputeUnits.cpuAndNeuralEngine
     /// The format to run, or nil to choose (Core AI where the folder has it and the OS runs it).
     public var preferredFormat: ExportFormat?
+    /// The LoRA adapter the model runs (or will run, before loading) with; nil for the base model.
+    public private(set) var adapter: String?
+    /// The export's adapters by name (sorted); empty before loading and for exports without any.
+    public private(set) var availableAdapters: [String] = []
     public var maxTokens = 256
     public var sampling = SamplingParameters(temperature: 0.7, topK: 40, topP: 0.9, repetitionPenalty: 1.2, seed: 0)
 
@@ -47,8 +53,23 @@ public final class ChatSession {
     /// The newest reply's task. A reply's task ends only once its model calls are over (a stopped
     /// one included), and each reply's task first waits for the one before it.
     private var generation: Task<Void, Never>?
+    /// The folder `load(folder:)` read, so `selectAdapter` can load it again.
+    private var folder: URL?
 
-    public init() {}
+    /// How a model is loaded: `ModelLoader.load` (tests give fakes, as there is no Core ML on Linux).
+    typealias LoadModel = @Sendable (_ folder: URL, _ manifest: ExportManifest, _ format: ExportFormat,
+                                     _ computeUnits: ComputeUnits, _ adapter: String?) async throws -> any LanguageModel
+    let loadModel: LoadModel
+
+    public init() {
+        loadModel = { folder, manifest, format, units, adapter in
+            try await ModelLoader.load(folder: folder, manifest: manifest, format: format, computeUnits: units, adapter: adapter)
+        }
+    }
+
+    init(loadModel: @escaping LoadModel) {
+        self.loadModel = loadModel
+    }
 
     /// Loads the exported folder bundled with the app (`Bundle.main`/"Model"), once.
     public func load() async {
@@ -67,23 +88,32 @@ public final class ChatSession {
     /// Loads an export folder (export.json, the packages, tokenizer files) with Core AI or Core ML.
     public func load(folder: URL) async {
         guard generator == nil else { return }
+        self.folder = folder
         let units = computeUnits
         let preferred = preferredFormat
+        let adapter = self.adapter
+        let loadModel = self.loadModel
         do {
             // Loading (and the first-launch compile or specialization) is slow: keep it off the main actor.
             let loaded = try await Task.detached(priority: .userInitiated) {
                 let start = ContinuousClock.now
                 let manifest = try ExportManifest.load(from: folder)
+                // Before the slow loads: an adapter the export lacks fails here, naming the ones it has.
+                _ = try FunctionNames(manifest: manifest, adapter: adapter)
                 let format = try ModelLoader.chooseFormat(for: manifest, preferred: preferred)
                 let tokenizer = try Tokenizer(contentsOf: folder)
-                let model = try await ModelLoader.load(folder: folder, manifest: manifest, format: format, computeUnits: units)
+                let model = try await loadModel(folder, manifest, format, units, adapter)
                 let elapsed = (ContinuousClock.now - start).components
                 let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18
                 return (Generator(model: model, tokenizer: tokenizer), manifest, format, seconds)
             }.value
             let (generator, manifest, format, seconds) = loaded
+            // Another adapter was chosen while this one loaded: that load's result is the one to use.
+            guard adapter == self.adapter else { return }
+            availableAdapters = manifest.adapterNames
             let packageCount = manifest.chunks(for: format).count
             let packages = packageCount > 1 ? "\(packageCount) packages, " : ""
+            let adapterNote = adapter.map { "adapter \($0), " } ?? ""
             var note = ""
             var chatPrompt: ChatPrompt?
             do {
@@ -93,11 +123,30 @@ public final class ChatSession {
             }
             use(generator, addBOS: manifest.tokenizer?.addBOS ?? true,
                 eosTokenId: manifest.eosTokenId ?? generator.tokenizer?.eosTokenId, loadSeconds: seconds,
-                status: "\(manifest.name) ready (\(format.displayName), \(packages)loaded in \(String(format: "%.1f", seconds)) s)\(note)",
+                status: "\(manifest.name) ready (\(format.displayName), \(packages)\(adapterNote)loaded in \(String(format: "%.1f", seconds)) s)\(note)",
                 chatPrompt: chatPrompt, stopTokenIds: Set(manifest.generation?.stopTokenIds ?? []))
         } catch {
+            guard adapter == self.adapter else { return }
+            // Still offer the export's adapters: choosing another one is how to recover from a bad choice.
+            availableAdapters = (try? ExportManifest.load(from: folder))?.adapterNames ?? []
             status = "Could not load the model: \(error)"
         }
+    }
+
+    /// Runs the model with LoRA adapter `name` (one of `availableAdapters`), or the base model for
+    /// nil: the folder is loaded again with it, after the reply in progress (if any) is stopped
+    /// and its model call has returned. Before the first load it only records the choice.
+    public func selectAdapter(_ name: String?) async {
+        guard name != adapter else { return }
+        adapter = name
+        guard let folder else { return }
+        stop()
+        await waitUntilIdle()
+        guard name == adapter else { return }  // chosen again meanwhile: that call reloads
+        generator = nil
+        isReady = false
+        status = "Loading \(name.map { "adapter \($0)" } ?? "the base model")…"
+        await load(folder: folder)
     }
 
     /// Uses a model loaded elsewhere (any `LanguageModel`; tests use fakes). The generator needs a

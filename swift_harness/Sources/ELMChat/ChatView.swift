@@ -11,6 +11,8 @@ import SwiftUIStandIn
 public struct ChatView: View {
     @State private var session = ChatSession()
     @State private var draft = ""
+    /// The adapter picked in the status bar; nil: the base model.
+    @State private var adapterChoice: String?
     /// nil: the "Model" folder in the app bundle.
     private let modelFolder: URL?
 
@@ -54,11 +56,27 @@ public struct ChatView: View {
             if let rate = session.tokensPerSecond, session.isGenerating {
                 Text(String(format: "%.1f tok/s", rate)).monospacedDigit()
             }
+            if !session.availableAdapters.isEmpty {
+                adapterPicker
+            }
         }
         .font(.caption)
         .foregroundStyle(.secondary)
         .padding(.horizontal)
         .padding(.vertical, 4)
+    }
+
+    /// The export's LoRA adapters and the base model; choosing one reloads the model with it.
+    private var adapterPicker: some View {
+        Picker("Adapter", selection: $adapterChoice) {
+            Text("Base model").tag(String?.none)
+            ForEach(session.availableAdapters, id: \.self) { name in
+                Text(name).tag(String?.some(name))
+            }
+        }
+        .onChange(of: adapterChoice) {
+            Task { await session.selectAdapter(adapterChoice) }
+        }
     }
 
     private var inputBar: some View {

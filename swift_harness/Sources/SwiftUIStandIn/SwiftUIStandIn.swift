@@ -545,6 +545,16 @@ extension ForEach: View where Content: View {
     public var body: Never { unavailable("ForEach.body") }
 }
 
+@available(iOS 13.0, macOS 10.15, tvOS 13.0, watchOS 6.0, *)
+extension ForEach where Content: View {
+    /// `init(_ data: Data, id: KeyPath<Data.Element, ID>, @ViewBuilder content: @escaping (Data.Element) -> Content)`
+    /// — documentation/swiftui/foreach/init(_:id:content:)
+    public init(_ data: Data, id: KeyPath<Data.Element, ID>, @ViewBuilder content: @escaping (Data.Element) -> Content) {
+        self.data = data
+        self.content = content
+    }
+}
+
 /// `@MainActor @preconcurrency struct List<SelectionValue, Content> where SelectionValue : Hashable, Content : View`
 /// — https://developer.apple.com/documentation/swiftui/list
 @available(iOS 13.0, macOS 10.15, tvOS 13.0, watchOS 6.0, *)
@@ -610,6 +620,21 @@ extension Button where Label == SwiftUIStandIn.Label<Text, Image> {
     /// `init(_ titleKey: LocalizedStringKey, systemImage: String, action: @escaping @MainActor () -> Void)`
     /// — documentation/swiftui/button/init(_:systemimage:action:)-1ey2w
     public init(_ titleKey: LocalizedStringKey, systemImage: String, action: @escaping @MainActor () -> Void) {}
+}
+
+/// `@MainActor @preconcurrency struct Picker<Label, SelectionValue, Content> where Label : View, SelectionValue : Hashable, Content : View`
+/// — https://developer.apple.com/documentation/swiftui/picker
+@available(iOS 13.0, macOS 10.15, tvOS 13.0, watchOS 6.0, *)
+@MainActor @preconcurrency
+public struct Picker<Label: View, SelectionValue: Hashable, Content: View>: View {
+    public var body: Never { unavailable("Picker.body") }
+}
+
+@available(iOS 13.0, macOS 10.15, tvOS 13.0, watchOS 6.0, *)
+extension Picker where Label == Text {
+    /// `nonisolated init(_ titleKey: LocalizedStringKey, selection: Binding<SelectionValue>, @ViewBuilder content: () -> Content)`
+    /// — documentation/swiftui/picker/init(_:selection:content:)-5njtq
+    nonisolated public init(_ titleKey: LocalizedStringKey, selection: Binding<SelectionValue>, @ViewBuilder content: () -> Content) {}
 }
 
 // MARK: - View modifiers
@@ -716,6 +741,10 @@ extension View {
 
     /// `nonisolated func id<ID>(_ id: ID) -> some View where ID : Hashable` — documentation/swiftui/view/id(_:)
     nonisolated public func id<ID: Hashable>(_ id: ID) -> some View { unavailable("View.id") }
+
+    /// `nonisolated func tag<V>(_ tag: V, includeOptional: Bool = true) -> some View where V : Hashable` —
+    /// documentation/swiftui/view/tag(_:includeoptional:) (what a `Picker` row selects)
+    nonisolated public func tag<V: Hashable>(_ tag: V, includeOptional: Bool = true) -> some View { unavailable("View.tag") }
 }
 
 // MARK: - App and Scene

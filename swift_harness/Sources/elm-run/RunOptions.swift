@@ -25,6 +25,8 @@ struct RunOptions: Equatable {
     var speculation: Speculation?
     /// --draft: a smaller export of the same vocabulary that drafts for the target.
     var draftFolder: String?
+    /// --adapter: the LoRA adapter (export.json's `adapters`) the target runs with; nil: the base model.
+    var adapter: String?
 
     /// The CLI follows OpenELM's model card (repetition penalty 1.2); the rest default to greedy.
     static let cliSampling = SamplingParameters(repetitionPenalty: 1.2)
@@ -72,6 +74,8 @@ struct RunOptions: Equatable {
           --speculate MODE        none | lookup | draft: speculative decoding, same output in fewer model calls
                                   (default lookup when the export has a verify function, else none)
           --draft DIR             a smaller export with the same vocabulary that drafts (implies --speculate draft)
+          --adapter NAME          run with the export's LoRA adapter NAME (export.json's adapters; default: the
+                                  base model); with --draft it applies to the target only, the draft runs its base
           -h, --help              show this help
         """
 
@@ -123,6 +127,7 @@ struct RunOptions: Equatable {
     private static let optionNames = [
         "--model", "--prompt", "--max-tokens", "--format", "--compute-units", "--temperature",
         "--top-k", "--top-p", "--min-p", "--repetition-penalty", "--seed", "--stop-token", "--speculate", "--draft",
+        "--adapter",
     ]
     /// Options without a value.
     private static let flagNames = ["--chat"]
@@ -167,6 +172,9 @@ struct RunOptions: Equatable {
             }
             speculation = mode
         case "--draft": draftFolder = value
+        case "--adapter":
+            guard !value.isEmpty else { throw UsageError("--adapter needs an adapter name (export.json's adapters)") }
+            adapter = value
         default: break
         }
     }

@@ -14,20 +14,23 @@ enum Runner {
         }
         // Before loading anything: a --format the folder lacks, or --chat without a template, is a one-line error.
         let format = try ModelLoader.chooseFormat(for: manifest, preferred: options.format)
+        let functionNames = try FunctionNames(manifest: manifest, adapter: options.adapter)
         let speculation = try Speculation.resolve(options.speculation, draftFolder: options.draftFolder, exportHasVerify: manifest.hasVerify)
         let tokenizer = try Tokenizer(contentsOf: folder)
         let chat = options.chat ? try chatPrompt(manifest, tokenizer) : nil
         // On stderr, so stdout holds only the generated text and the stats line.
         log("Loading \(manifest.name) with \(format.displayName): \(manifest.packagesDescription(for: format))")
+        if functionNames.adapter != nil || !manifest.adapters.isEmpty { log("Running \(manifest.adapterDescription(functionNames))") }
 
         let loadStart = ContinuousClock.now
-        let model = try await ModelLoader.load(folder: folder, manifest: manifest, format: format, computeUnits: options.computeUnits)
+        let model = try await ModelLoader.load(folder: folder, manifest: manifest, format: format, computeUnits: options.computeUnits,
+                                               adapter: functionNames.adapter)
         let drafter = try await makeDrafter(speculation, options: options, target: manifest, tokenizer: tokenizer, format: format)
         let load = seconds(ContinuousClock.now - loadStart)
 
         let generation = manifest.generation
         let session = RunSession(
-            manifest: manifest, format: format, computeUnits: options.computeUnits, tokenizer: tokenizer,
+            manifest: manifest, format: format, computeUnits: options.computeUnits, adapter: functionNames.adapter, tokenizer: tokenizer,
             generator: Generator(model: model, tokenizer: tokenizer, drafter: drafter),
             options: GenerationOptions(maxNewTokens: options.maxTokens(defaults: generation?.defaults),
                                        sampling: options.sampling(defaults: generation?.defaults),
@@ -68,8 +71,11 @@ enum Runner {
             }
             // The target's format when the draft has it, so both run on the same framework.
             let draftFormat = try ModelLoader.chooseFormat(for: draft, preferred: draft.formats.contains(format) ? format : nil)
-            log("Drafting with \(draft.name) (\(draftFormat.displayName)): \(draft.packagesDescription(for: draftFormat))")
-            let model = try await ModelLoader.load(folder: folder, manifest: draft, format: draftFormat, computeUnits: options.computeUnits)
+            // An adapter belongs to the target's export: the draft runs its base weights (adapter: nil).
+            let baseOnly = options.adapter == nil ? "" : "; base weights, the adapter applies to the target only"
+            log("Drafting with \(draft.name) (\(draftFormat.displayName)): \(draft.packagesDescription(for: draftFormat))\(baseOnly)")
+            let model = try await ModelLoader.load(folder: folder, manifest: draft, format: draftFormat, computeUnits: options.computeUnits,
+                                                   adapter: nil)
             // Drafts under the sampling's repetition penalty, so they follow what the target will pick.
             let penalty = options.sampling(defaults: target.generation?.defaults).repetitionPenalty
             return DraftModelDrafter(model: model, repetitionPenalty: penalty)
@@ -92,6 +98,8 @@ struct RunSession {
     let manifest: ExportManifest
     let format: ExportFormat
     let computeUnits: ComputeUnits
+    /// The LoRA adapter the target runs with; nil for the base model.
+    let adapter: String?
     let tokenizer: Tokenizer
     let generator: Generator
     let options: GenerationOptions
@@ -112,10 +120,12 @@ struct RunSession {
         throw GenerationError.modelOutput("generation ended without a result")
     }
 
-    /// "[name, Core ML on cpuAndNeuralEngine] load … | stop: …", with the drafts' acceptance when speculating.
+    /// "[name, Core ML on cpuAndNeuralEngine] load … | stop: …", with the drafts' acceptance when
+    /// speculating; "[name + adapter psalms, …]" with an adapter.
     func statsLine(_ result: GenerationResult) -> String {
         let packages = manifest.chunks(for: format).count
-        let label = packages > 1 ? "\(manifest.name) in \(packages) packages" : manifest.name
+        let name = manifest.name + (adapter.map { " + adapter \($0)" } ?? "")
+        let label = packages > 1 ? "\(name) in \(packages) packages" : name
         return "[\(label), \(format.displayName) on \(computeUnits.rawValue)] \(result.stats) | stop: \(result.stopReason.rawValue)"
     }
 }

@@ -114,6 +114,18 @@ import Testing
         #expect(throws: UsageError.self) { try Speculation.resolve(.lookup, draftFolder: nil, exportHasVerify: false) }
     }
 
+    @Test func adapterNamesTheLoRAAdapterToRun() throws {
+        #expect(try parse(["m", "--prompt", "x"])?.adapter == nil)
+        #expect(try parse(["m", "--prompt", "x", "--adapter", "psalms"])?.adapter == "psalms")
+        #expect(try parse(["m", "--chat", "--adapter=proverbs"])?.adapter == "proverbs")
+        let withDraft = try #require(try parse(["m", "--prompt", "x", "--adapter", "psalms", "--draft", "small"]))
+        #expect(withDraft.adapter == "psalms" && withDraft.draftFolder == "small")
+        #expect(error(["m", "--prompt", "x", "--adapter"]).contains("--adapter needs a value"))
+        #expect(error(["m", "--prompt", "x", "--adapter", ""]).contains("--adapter needs an adapter name"))
+        #expect(error(["m", "--prompt", "x", "--adapter", "a", "--adapter", "b"]).contains("option --adapter is given twice"))
+        #expect(RunOptions.usage.contains("--adapter NAME"))
+    }
+
     @Test func aDraftMustShareTheTargetsVocabulary() throws {
         func manifest(vocabulary: Int) throws -> ExportManifest {
             try ExportManifest(data: Data(ManifestFixtures.edited(ManifestFixtures.split) { $0["vocab_size"] = vocabulary }.utf8))

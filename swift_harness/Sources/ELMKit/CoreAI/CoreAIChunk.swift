@@ -10,37 +10,28 @@ import Foundation
 /// One .aimodel on Core AI: its "prefill" and "decode" functions (and "verify" when the export has
 /// it), which read and write one shared cache (`CoreAIKVCache`). Each chunk of a split export has
 /// its own cache, made from its own function's descriptor, since it holds only its own layers. The
-/// first chunk of an ane export also has the embed functions, stateless.
+/// first chunk of an ane export also has the embed functions, stateless. With an adapter, each of
+/// them is the adapter's function of the same name (`ChunkFunctions`).
 @available(macOS 27.0, iOS 27.0, *)
 final class CoreAIChunk: ModelChunk {
     let spec: ChunkSpec
-    /// One loaded function per function the package has.
-    private let functions: [ModelFunction: InferenceFunction]
-    /// embed_prefill, embed_decode, embed_verify (ane, first chunk); empty otherwise.
-    private let embedFunctions: [ModelFunction: InferenceFunction]
+    /// One loaded function per function the package has (embed functions: ane, first chunk only).
+    private let functions: ChunkFunctions<InferenceFunction>
 
-    init(model: AIModel, spec: ChunkSpec) throws {
-        func load(_ function: String) throws -> InferenceFunction {
+    init(model: AIModel, spec: ChunkSpec, names: FunctionNames = .base) throws {
+        self.spec = spec
+        functions = try ChunkFunctions(spec: spec, names: names) { function in
             guard let loaded = try model.loadFunction(named: function) else {
                 let names = model.functionNames.sorted().joined(separator: ", ")
                 throw ManifestError(source: spec.package, reason: "has no '\(function)' function (it has: \(names)); export the model again")
             }
             return loaded
         }
-        self.spec = spec
-        var functions: [ModelFunction: InferenceFunction] = [:]
-        var embedFunctions: [ModelFunction: InferenceFunction] = [:]
-        for function in ModelFunction.allCases where spec.function(function) != nil {
-            functions[function] = try load(function.rawValue)
-            if spec.embed(function) != nil { embedFunctions[function] = try load(ChunkSpec.embedFunctionName(function)) }
-        }
-        self.functions = functions
-        self.embedFunctions = embedFunctions
     }
 
     /// A fresh, empty cache. Every function declares the same states, so prefill's descriptor serves.
     func makeState() throws -> CoreAIKVCache {
-        try CoreAIKVCache(try function(.prefill).descriptor, spec: spec)
+        try CoreAIKVCache(try functions.body(.prefill).descriptor, spec: spec)
     }
 
     /// `input` is input_ids (first chunk) or the previous chunk's hidden_out, passed on as is.
@@ -53,8 +44,8 @@ final class CoreAIChunk: ModelChunk {
 
     /// ane: input_ids [1, T] → hidden_out [1, T, model_dim] by the embed function (no state).
     func embed(_ call: NeuralEngineCall, ids: NDArray) throws -> NDArray {
-        guard let function = embedFunctions[call.function], let embedSpec = spec.embed(call.function),
-              let output = embedSpec.output(ChunkSpec.hiddenOut) else {
+        let function = try functions.embed(call.function)
+        guard let output = spec.embed(call.function)?.output(ChunkSpec.hiddenOut) else {
             throw GenerationError.modelOutput("\(spec.package) has no '\(call.embedFunction)' function in export.json; export the model again")
         }
         let outputType = try Self.scalarType(output)
@@ -79,15 +70,8 @@ final class CoreAIChunk: ModelChunk {
         ], state: state)
     }
 
-    private func function(_ function: ModelFunction) throws -> InferenceFunction {
-        guard let loaded = functions[function] else {
-            throw GenerationError.modelOutput("\(spec.package) has no '\(function.rawValue)' function in export.json; export the model again")
-        }
-        return loaded
-    }
-
     private func run(_ function: ModelFunction, inputs: [String: NDArray], state: CoreAIKVCache) throws -> NDArray {
-        let inferenceFunction = try self.function(function)
+        let inferenceFunction = try functions.body(function)
         let name = spec.outputName(of: function)
         guard let output = spec.function(function)?.output(name) else {
             throw GenerationError.modelOutput("\(spec.package) has no '\(name)' output in export.json")

@@ -15,6 +15,9 @@ import Foundation
 /// (export.json's `graph.target`) is driven through its embed functions with the rotary and mask
 /// inputs `NeuralEngineInputs` computes; a gpu export as before.
 ///
+/// With an adapter chosen (`FunctionNames`), every .aimodel runs the adapter's functions instead of
+/// the base ones; the weights and the driving are the same.
+///
 /// Its calls block until Core AI's async `run` returns (see `BlockingAsync`): drive it through
 /// `Generator.stream`, or otherwise off Swift's cooperative threads.
 @available(macOS 27.0, iOS 27.0, *)
@@ -28,17 +31,26 @@ public final class CoreAILanguageModel: LanguageModel {
     /// export.json's `verify_length`; 0 when the export has no verify function.
     public var verifyLength: Int { chained.verifyLength }
 
+    /// The functions each package runs: the base ones, or a LoRA adapter's.
+    public let functionNames: FunctionNames
+    /// The LoRA adapter this model runs with; nil for the base model.
+    public var adapter: String? { functionNames.adapter }
+
     private let chained: ChunkedLanguageModel<CoreAIChunk>
 
-    /// Loads the export folder (export.json + .aimodel folders).
-    public static func load(folder: URL, computeUnits: ComputeUnits = .cpuAndNeuralEngine) async throws -> CoreAILanguageModel {
-        try await load(folder: folder, manifest: try ExportManifest.load(from: folder), computeUnits: computeUnits)
+    /// Loads the export folder (export.json + .aimodel folders). `adapter` names one of
+    /// export.json's `adapters` to run with; nil runs the base model.
+    public static func load(folder: URL, computeUnits: ComputeUnits = .cpuAndNeuralEngine,
+                            adapter: String? = nil) async throws -> CoreAILanguageModel {
+        try await load(folder: folder, manifest: try ExportManifest.load(from: folder), computeUnits: computeUnits, adapter: adapter)
     }
 
     /// Loads each chunk's .aimodel (or the .aimodelc compiled from it). The first load on a device
     /// specializes the model, which takes a while; Core AI caches the result for later launches.
-    public static func load(folder: URL, manifest: ExportManifest,
-                            computeUnits: ComputeUnits = .cpuAndNeuralEngine) async throws -> CoreAILanguageModel {
+    public static func load(folder: URL, manifest: ExportManifest, computeUnits: ComputeUnits = .cpuAndNeuralEngine,
+                            adapter: String? = nil) async throws -> CoreAILanguageModel {
+        // Before the slow loads: an unknown adapter is a one-line error listing the export's.
+        let names = try FunctionNames(manifest: manifest, adapter: adapter)
         guard manifest.coreAI != nil else {
             let held = manifest.formats.map(\.rawValue).joined(separator: ", ")
             throw ManifestError(source: folder.path, reason: "export.json lists no Core AI model (formats: \(held)); export the model again with elm-export --format coreai (or both)")
@@ -52,18 +64,20 @@ public final class CoreAILanguageModel: LanguageModel {
             let url = ExportManifest.packageURL(chunk.package, in: folder, format: .coreAI)
             models.append(try await AIModel(contentsOf: url, options: computeUnits.specializationOptions))
         }
-        return try CoreAILanguageModel(models: models, manifest: manifest)
+        return try CoreAILanguageModel(models: models, manifest: manifest, functionNames: names)
     }
 
-    /// `models[k]` is the loaded form of `manifest.coreAI.chunks[k]`.
-    public init(models: [AIModel], manifest: ExportManifest) throws {
+    /// `models[k]` is the loaded form of `manifest.coreAI.chunks[k]`; `functionNames` says which
+    /// functions of them run (`.base`, or `FunctionNames(manifest:adapter:)`).
+    public init(models: [AIModel], manifest: ExportManifest, functionNames: FunctionNames = .base) throws {
         let specs = manifest.chunks(for: .coreAI)
         guard !specs.isEmpty, models.count == specs.count else {
             throw ManifestError(source: ExportManifest.fileName, reason: "\(models.count) Core AI models given for \(specs.count) packages")
         }
-        let chunks = try zip(models, specs).map { model, spec in try CoreAIChunk(model: model, spec: spec) }
+        let chunks = try zip(models, specs).map { model, spec in try CoreAIChunk(model: model, spec: spec, names: functionNames) }
         let vocabulary = manifest.vocabSize
         self.manifest = manifest
+        self.functionNames = functionNames
         chained = try ChunkedLanguageModel(
             chunks: chunks, contextLength: manifest.contextLength, prefillLength: manifest.prefillLength,
             vocabularySize: vocabulary, tokenTensor: { Self.int32Array($0, shape: [1, $0.count]) },

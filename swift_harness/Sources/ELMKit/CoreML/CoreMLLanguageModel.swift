@@ -10,6 +10,8 @@ import Foundation
 /// that runs here is the one the Linux tests check with scripted chunks. An ane export (export.json's
 /// `graph.target`) is driven through its embed functions with the rotary and mask inputs
 /// `NeuralEngineInputs` computes; a gpu export as before.
+/// With an adapter chosen (`FunctionNames`), every package runs the adapter's functions instead
+/// of the base ones; the weights and the driving are the same.
 @available(macOS 15.0, iOS 18.0, *)
 public final class CoreMLLanguageModel: LanguageModel {
     public let manifest: ExportManifest
@@ -21,16 +23,25 @@ public final class CoreMLLanguageModel: LanguageModel {
     /// export.json's `verify_length`; 0 when the export has no verify function.
     public var verifyLength: Int { chained.verifyLength }
 
+    /// The functions each package runs: the base ones, or a LoRA adapter's.
+    public let functionNames: FunctionNames
+    /// The LoRA adapter this model runs with; nil for the base model.
+    public var adapter: String? { functionNames.adapter }
+
     private let chained: ChunkedLanguageModel<CoreMLChunk>
 
     /// Loads the export folder (export.json + packages), compiling each package on first use.
-    public static func load(folder: URL, computeUnits: ComputeUnits = .cpuAndNeuralEngine) async throws -> CoreMLLanguageModel {
-        try await load(folder: folder, manifest: try ExportManifest.load(from: folder), computeUnits: computeUnits)
+    /// `adapter` names one of export.json's `adapters` to run with; nil runs the base model.
+    public static func load(folder: URL, computeUnits: ComputeUnits = .cpuAndNeuralEngine,
+                            adapter: String? = nil) async throws -> CoreMLLanguageModel {
+        try await load(folder: folder, manifest: try ExportManifest.load(from: folder), computeUnits: computeUnits, adapter: adapter)
     }
 
     /// Loads the Core ML packages of an export folder whose export.json is already read.
-    public static func load(folder: URL, manifest: ExportManifest,
-                            computeUnits: ComputeUnits = .cpuAndNeuralEngine) async throws -> CoreMLLanguageModel {
+    public static func load(folder: URL, manifest: ExportManifest, computeUnits: ComputeUnits = .cpuAndNeuralEngine,
+                            adapter: String? = nil) async throws -> CoreMLLanguageModel {
+        // Before compiling anything: an unknown adapter is a one-line error listing the export's.
+        let names = try FunctionNames(manifest: manifest, adapter: adapter)
         guard manifest.formats.contains(.coreML) else {
             let held = manifest.formats.map(\.rawValue).joined(separator: ", ")
             throw ManifestError(source: folder.path, reason: "export.json lists no Core ML model (formats: \(held)); export the model again with coreml")
@@ -43,19 +54,22 @@ public final class CoreMLLanguageModel: LanguageModel {
         for chunk in manifest.chunks {
             compiled.append(try await CompiledModelStore.compiledModel(in: folder, chunk: chunk))
         }
-        return try CoreMLLanguageModel(compiledModels: compiled, manifest: manifest, computeUnits: computeUnits)
+        return try CoreMLLanguageModel(compiledModels: compiled, manifest: manifest, computeUnits: computeUnits, functionNames: names)
     }
 
-    /// `compiledModels[k]` is the compiled form of `manifest.chunks[k]`.
-    public init(compiledModels: [URL], manifest: ExportManifest, computeUnits: ComputeUnits) throws {
+    /// `compiledModels[k]` is the compiled form of `manifest.chunks[k]`; `functionNames` says
+    /// which functions of them run (`.base`, or `FunctionNames(manifest:adapter:)`).
+    public init(compiledModels: [URL], manifest: ExportManifest, computeUnits: ComputeUnits,
+                functionNames: FunctionNames = .base) throws {
         guard compiledModels.count == manifest.chunks.count else {
             throw ManifestError(source: ExportManifest.fileName, reason: "\(compiledModels.count) compiled models given for \(manifest.chunks.count) packages")
         }
         let chunks = try zip(compiledModels, manifest.chunks).map { url, spec in
-            try CoreMLChunk(compiledModel: url, spec: spec, computeUnits: computeUnits)
+            try CoreMLChunk(compiledModel: url, spec: spec, computeUnits: computeUnits, names: functionNames)
         }
         let vocabulary = manifest.vocabSize
         self.manifest = manifest
+        self.functionNames = functionNames
         chained = try ChunkedLanguageModel(
             chunks: chunks, contextLength: manifest.contextLength, prefillLength: manifest.prefillLength,
             vocabularySize: vocabulary, tokenTensor: CoreMLLanguageModel.tokenTensor,
@@ -123,34 +137,25 @@ public final class CoreMLLanguageModel: LanguageModel {
 /// it) loaded as MLModels that share one MLState (prefill writes the cache that decode reads).
 /// Each chunk of a split export has its own state, made from its own model, since its cache holds
 /// only its own layers. The first chunk of an ane export also has the embed functions, stateless.
+/// With an adapter, each of them is the adapter's function of the same name (`ChunkFunctions`).
 @available(macOS 15.0, iOS 18.0, *)
 final class CoreMLChunk: ModelChunk {
     let spec: ChunkSpec
-    /// One MLModel per function the package has.
-    private let models: [ModelFunction: MLModel]
-    /// embed_prefill, embed_decode, embed_verify (ane, first chunk); empty otherwise.
-    private let embedModels: [ModelFunction: MLModel]
+    /// One MLModel per function the package has (embed functions: ane, first chunk only).
+    private let models: ChunkFunctions<MLModel>
 
-    init(compiledModel: URL, spec: ChunkSpec, computeUnits: ComputeUnits) throws {
-        func load(_ function: String) throws -> MLModel {
+    init(compiledModel: URL, spec: ChunkSpec, computeUnits: ComputeUnits, names: FunctionNames = .base) throws {
+        self.spec = spec
+        models = try ChunkFunctions(spec: spec, names: names) { function in
             let configuration = MLModelConfiguration()
             configuration.computeUnits = computeUnits.mlComputeUnits
             configuration.functionName = function
             return try MLModel(contentsOf: compiledModel, configuration: configuration)
         }
-        self.spec = spec
-        var models: [ModelFunction: MLModel] = [:]
-        var embedModels: [ModelFunction: MLModel] = [:]
-        for function in ModelFunction.allCases where spec.function(function) != nil {
-            models[function] = try load(function.rawValue)
-            if spec.embed(function) != nil { embedModels[function] = try load(ChunkSpec.embedFunctionName(function)) }
-        }
-        self.models = models
-        self.embedModels = embedModels
     }
 
     func makeState() throws -> MLState {
-        try model(.prefill).makeState()
+        try models.body(.prefill).makeState()
     }
 
     /// `input` is input_ids (first chunk) or the previous chunk's hidden_out, passed on as Core ML
@@ -160,17 +165,14 @@ final class CoreMLChunk: ModelChunk {
             spec.input: MLFeatureValue(multiArray: input),
             ChunkSpec.position: MLFeatureValue(multiArray: try Self.positionArray(position)),
         ])
-        let output = try model(function).prediction(from: features, using: state, options: MLPredictionOptions())
+        let output = try models.body(function).prediction(from: features, using: state, options: MLPredictionOptions())
         return try tensor(spec.output, of: output)
     }
 
     /// ane: input_ids [1, T] → hidden_out [1, T, model_dim] by the embed function (no state).
     func embed(_ call: NeuralEngineCall, ids: MLMultiArray) throws -> MLMultiArray {
-        guard let model = embedModels[call.function] else {
-            throw GenerationError.modelOutput("\(spec.package) has no '\(call.embedFunction)' function in export.json; export the model again")
-        }
         let features = try MLDictionaryFeatureProvider(dictionary: [ChunkSpec.inputIDs: MLFeatureValue(multiArray: ids)])
-        return try tensor(ChunkSpec.hiddenOut, of: try model.prediction(from: features, options: MLPredictionOptions()))
+        return try tensor(ChunkSpec.hiddenOut, of: try models.embed(call.function).prediction(from: features, options: MLPredictionOptions()))
     }
 
     /// ane: the body function on hidden_in with the call's position, rotary and mask. The last
@@ -182,15 +184,8 @@ final class CoreMLChunk: ModelChunk {
             ChunkSpec.rotary: MLFeatureValue(multiArray: try Self.float16Array(call.rotary, shape: call.rotaryShape)),
             ChunkSpec.mask: MLFeatureValue(multiArray: try Self.float16Array(call.mask, shape: call.maskShape)),
         ])
-        let output = try model(call.function).prediction(from: features, using: state, options: MLPredictionOptions())
+        let output = try models.body(call.function).prediction(from: features, using: state, options: MLPredictionOptions())
         return try tensor(spec.outputName(of: call.function), of: output)
-    }
-
-    private func model(_ function: ModelFunction) throws -> MLModel {
-        guard let model = models[function] else {
-            throw GenerationError.modelOutput("\(spec.package) has no '\(function.rawValue)' function in export.json; export the model again")
-        }
-        return model
     }
 
     private func tensor(_ name: String, of output: any MLFeatureProvider) throws -> MLMultiArray {

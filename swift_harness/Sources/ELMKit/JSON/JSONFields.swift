@@ -66,6 +66,11 @@ struct JSONFields {
         return d
     }
 
+    func double(_ key: String) throws -> Double {
+        _ = try required(key)
+        return try optionalDouble(key)!
+    }
+
     func bool(_ key: String, default defaultValue: Bool) throws -> Bool {
         guard let v = optional(key) else { return defaultValue }
         guard case .bool(let b) = v else { throw JSONFieldError.wrongType(fieldPath(key), expected: "true or false", found: v) }
@@ -98,6 +103,15 @@ struct JSONFields {
                 throw JSONFieldError.wrongType("\(fieldPath(key))[\(i)]", expected: "an integer", found: v)
             }
             return n
+        }
+    }
+
+    func strings(_ key: String) throws -> [String] {
+        try array(key).enumerated().map { i, v in
+            guard let s = v.stringValue else {
+                throw JSONFieldError.wrongType("\(fieldPath(key))[\(i)]", expected: "a string", found: v)
+            }
+            return s
         }
     }
 

@@ -45,11 +45,14 @@ public struct ChunkSpec: Sendable, Equatable {
     /// Every file of the package with its content hash (export.json's `files`); nil for manifests
     /// written before it was added. `CompiledModelKey` names the compiled-model cache entry from it.
     public let files: [PackageFile]?
+    /// Every function export.json lists for this package, adapter functions included
+    /// (`prefill_psalms`, ...); nil for a spec made without the listing.
+    public let listedFunctions: Set<String>?
 
     public init(package: String, layers: Range<Int>?, input: String, output: String, prefill: FunctionSpec,
                 decode: FunctionSpec, states: [TensorSpec], packageBytes: Int? = nil, weightsSHA256: String? = nil,
                 files: [PackageFile]? = nil, embedPrefill: FunctionSpec? = nil, embedDecode: FunctionSpec? = nil,
-                verify: FunctionSpec? = nil, embedVerify: FunctionSpec? = nil) {
+                verify: FunctionSpec? = nil, embedVerify: FunctionSpec? = nil, listedFunctions: Set<String>? = nil) {
         self.package = package
         self.layers = layers
         self.input = input
@@ -64,6 +67,7 @@ public struct ChunkSpec: Sendable, Equatable {
         self.embedDecode = embedDecode
         self.verify = verify
         self.embedVerify = embedVerify
+        self.listedFunctions = listedFunctions
     }
 
     /// The function's spec; nil only for verify in an export without it.

@@ -37,6 +37,11 @@ public struct ExportManifest: Sendable {
     public let modelDim: Int?
     /// export.json's `generation` (chat template, sampling defaults, stop tokens); nil in older exports.
     public let generation: GenerationConfig?
+    /// export.json's `adapters`: LoRA adapters held as extra functions over the same weights,
+    /// by name; empty when the export has none. Choose one with `FunctionNames`.
+    public let adapters: [String: AdapterInfo]
+    /// export.json's `merged_adapter`: an adapter already baked into the base weights (informational).
+    public let mergedAdapter: MergedAdapterInfo?
     /// `verify_length` as written (top level, else `graph`), whether or not the chunks have verify.
     let declaredVerifyLength: Int?
 
@@ -148,6 +153,8 @@ public struct ExportManifest: Sendable {
         let coreML = try Self.coreMLChunks(fields, holdsCoreML: formats.contains(.coreML), layerCount: layerCount, source: source)
         chunks = coreML.chunks
         coreAI = try Self.coreAIExport(fields, holdsCoreAI: formats.contains(.coreAI), source: source)
+        adapters = try Self.adapters(fields)
+        mergedAdapter = try Self.mergedAdapter(fields)
         try validate(source: source, coreMLPaths: coreML.paths)
     }
 
@@ -201,7 +208,8 @@ public struct ExportManifest: Sendable {
                          embedPrefill: try optionalFunction(functions, ChunkSpec.embedPrefill),
                          embedDecode: try optionalFunction(functions, ChunkSpec.embedDecode),
                          verify: try optionalFunction(functions, ModelFunction.verify.rawValue),
-                         embedVerify: try optionalFunction(functions, ChunkSpec.embedVerify))
+                         embedVerify: try optionalFunction(functions, ChunkSpec.embedVerify),
+                         listedFunctions: Set(functions.pairs.map(\.key)))
     }
 
     /// `verify_length` at the top level and in `graph`: either may be given; both must then agree.
@@ -222,7 +230,8 @@ public struct ExportManifest: Sendable {
                          packageBytes: try fields.optionalInt("package_bytes"),
                          weightsSHA256: (try? fields.optionalString("weights_sha256")) ?? nil,
                          files: try packageFiles(fields),
-                         verify: try optionalFunction(functions, ModelFunction.verify.rawValue))
+                         verify: try optionalFunction(functions, ModelFunction.verify.rawValue),
+                         listedFunctions: Set(functions.pairs.map(\.key)))
     }
 
     /// `files`: {"<path inside the package>": "<sha256>", ...}, or nil when the manifest predates it.
