@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-unit test-python test-swift clean tiny-model tiny-draft-model demo bench
+.PHONY: install test test-unit test-python test-swift clean tiny-model tiny-draft-model tiny-adapter demo bench
 
 install: $(STAMP)
 
@@ -59,6 +59,14 @@ tiny-draft-model:
 		sudo=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
 		$$sudo apt-get update && $$sudo apt-get install -y bible-kjv; }
 	$(BIN)/python -m exporter.tools.tiny.train --config draft --out exporter/assets/openelm-tiny-draft
+
+# Retrain OpenELM-tiny's LoRA adapter (exporter/assets/openelm-tiny-adapters/devil, Hugging Face PEFT) on
+# Ambrose Bierce's The Devil's Dictionary, public domain, from Debian's dict-devil.
+tiny-adapter:
+	@dpkg -s dict-devil >/dev/null 2>&1 || { \
+		sudo=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+		$$sudo apt-get update && $$sudo apt-get install -y dict-devil; }
+	$(BIN)/python -m exporter.tools.tiny.train_adapter --out exporter/assets/openelm-tiny-adapters/devil
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -26,6 +26,8 @@ ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
 EMBEDDED_DIR = ASSETS_DIR / "openelm-tiny"
 DRAFT_SIZE = "tiny-draft"  # a smaller model trained the same way, with the same tokenizer: tiny's speculative drafter
 EMBEDDED_MODELS = {EMBEDDED_SIZE: EMBEDDED_DIR, DRAFT_SIZE: ASSETS_DIR / "openelm-tiny-draft"}
+# A LoRA adapter for the embedded model (PEFT), trained here on The Devil's Dictionary (make tiny-adapter)
+EMBEDDED_ADAPTER = ASSETS_DIR / "openelm-tiny-adapters" / "devil"
 
 
 @dataclass

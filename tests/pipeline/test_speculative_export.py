@@ -22,12 +22,12 @@ GPU_INT4_WEIGHTS_WITHOUT_VERIFY = 1759616  # bytes; its sha256 is pinned in test
 
 
 @pytest.fixture(scope="module")
-def exports(tmp_path_factory):
+def exports(tmp_path_factory, tiny_ane_export):
     """{(target, draft tokens): folder} of the embedded model, int4 for gpu and the ane default (mixed); gpu int4
     without verify is pinned byte for byte by tests/pipeline/test_gpu_target_unchanged."""
     root = tmp_path_factory.mktemp("speculative")
-    folders = {}
-    for target, quant, drafts in ((ANE, None, (0, 4)), (GPU, "int4", (4,))):
+    folders = {(ANE, 4): tiny_ane_export}  # the defaults (tests/pipeline/conftest.py)
+    for target, quant, drafts in ((ANE, None, (0,)), (GPU, "int4", (4,))):
         for draft in drafts:
             folder = root / f"{target}-{draft}"
             export(ExportOptions(size=EMBEDDED_SIZE, target=target, quant=quant, draft_tokens=draft, output=folder,
