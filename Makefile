@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+ADAPTER := exporter/assets/openelm-tiny-adapters/devil
 
 .PHONY: install test test-unit test-python test-swift clean tiny-model tiny-draft-model tiny-adapter demo bench
 
@@ -20,13 +21,16 @@ test: install test-python test-swift
 test-unit: install
 	$(BIN)/python -m pytest -q -m "not e2e"
 
-# Export the embedded OpenELM with the default recipe, verify it, print where it is and the parity report; generate
-# from it with elm-run, its draft model speculating;
+# Export the embedded OpenELM with the default recipe and its LoRA adapter (functions of their own), verify both,
+# print where it is and the parity report; generate from it with elm-run, its draft model speculating, then the same
+# prompt from the base and from the adapter;
 # then Apple's Core AI runtime checks our executor on the same weights (elm-verify --cross-check, ~50 s).
 demo: install
-	$(BIN)/elm-export --size tiny --output out/OpenELM-tiny --force
+	$(BIN)/elm-export --size tiny --output out/OpenELM-tiny --force --adapter devil=$(ADAPTER)
 	$(BIN)/elm-export --size tiny-draft --output out/OpenELM-tiny-draft --force --quiet > /dev/null
 	$(BIN)/elm-run out/OpenELM-tiny --prompt "And God said" --max-new-tokens 48 --draft out/OpenELM-tiny-draft
+	$(BIN)/elm-run out/OpenELM-tiny --prompt "WAR, n." --max-new-tokens 32
+	$(BIN)/elm-run out/OpenELM-tiny --prompt "WAR, n." --max-new-tokens 32 --adapter devil
 	@$(BIN)/elm-verify out/OpenELM-tiny --cross-check > out/cross-check.txt; status=$$?; \
 		tail -n 1 out/cross-check.txt; exit $$status
 

@@ -73,7 +73,8 @@ def test_two_concurrent_exports_to_one_folder(tmp_path):
     """Tried as a busy CI would: two `elm-export --size tiny` started together, same --output, no --force."""
     target = tmp_path / "out"
     command = [sys.executable, "-c", "from exporter.cli import export_main; export_main()",
-               "--size", "tiny", "--quant", "none", "--output", str(target), "--no-verify", "--quiet"]
+               "--size", "tiny", "--quant", "none", "--output", str(target), "--no-verify", "--quiet",
+               "--draft-tokens", "0"]
     runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outcomes = [(run.wait(timeout=600), *run.communicate()) for run in runs]
     codes = sorted(code for code, _, _ in outcomes)

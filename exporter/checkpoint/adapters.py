@@ -54,7 +54,7 @@ def check_name(name: str) -> str:
 
 def read_adapter(name: str, folder: Path) -> Adapter:
     """The adapter in `folder`: a PEFT folder (adapter_config.json) or a corenet checkpoint (YAML + safetensors)."""
-    folder = Path(folder)
+    folder = Path(folder).resolve()  # export.json records where it came from, for elm-verify run from anywhere
     if not folder.is_dir():
         raise ExportError(f"--adapter {name}={folder}: no such folder; pass a PEFT adapter folder "
                           f"({PEFT_CONFIG} + {PEFT_WEIGHTS}) or a corenet LoRA checkpoint folder")

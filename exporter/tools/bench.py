@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from exporter.tools.bench_adapters import section as adapters_section
 from exporter.tools.bench_coreai import coreai_fields, coreai_section
 from exporter.tools.bench_cross_check import section as cross_check_section
 from exporter.tools.bench_speculative import section as speculative_section
@@ -158,7 +159,8 @@ def write_report(runs: list[dict], machine_text: str) -> None:
         stages = ", ".join(f"{k} {v}" for k, v in r["stage_s"].items())
         lines.append(f"- {r['size']} {r['recipe']}: {stages}")
     lines += coreai_section(exports, coreai, SIZE_ORDER) + cross_check_section(CROSS_CHECK)
-    lines += quality_section() + kmeans_section() + speculative_section() + graph_targets_section()
+    lines += quality_section() + kmeans_section() + speculative_section() + adapters_section()
+    lines += graph_targets_section()
     REPORT.write_text("\n".join(lines) + "\n")
 
 
@@ -263,6 +265,7 @@ def main(sizes, recipes, context_length, baseline, verify, verify_recipes, workd
         subprocess.run([sys.executable, "-m", "exporter.tools.bench_kmeans", "--json", "benchmarks_kmeans.json"],
                        check=True)
         subprocess.run([sys.executable, "-m", "exporter.tools.bench_speculative"], check=True)
+        subprocess.run([sys.executable, "-m", "exporter.tools.bench_adapters"], check=True)
     machine_text = machine()
 
     run_id = time.strftime("%Y-%m-%dT%H:%M:%S")

@@ -141,3 +141,25 @@ def test_options_that_do_not_combine_yet_are_refused():
     with pytest.raises(UsageError, match="--adapter-quant applies"):
         plan_adapter_options([], None, "int8", "coreml", None)
     assert parse_adapter_option("style=some/dir")[0] == "style"
+
+
+def test_adapter_matrices_get_the_adapter_recipe_not_the_base_one():
+    from quant.recipes import RECIPES, assign
+
+    names = ["layers_0_attn_qkv_proj_weight", "lora_style_layers_0_attn_qkv_proj_down", "vocab_pieces_0"]
+    chosen = assign(names, RECIPES["int4"], "embedding=lut6")
+    assert [chosen[n].name for n in names] == ["int4", "none", "lut6"]  # float16 unless --adapter-quant
+    chosen = assign(names, RECIPES["mixed"], None, RECIPES["int8"])
+    assert [chosen[n].name for n in names] == ["lut4", "int8", "lut6"]
+
+
+def test_an_adapter_recipe_whose_groups_do_not_tile_the_rank_is_refused(tmp_path, config):
+    from exporter.pipeline_adapters import check_recipe_fits
+    from quant.recipes import RECIPES
+
+    adapter = read_adapter("style", write_peft_adapter(tmp_path / "a", config, rank=8))
+    check_recipe_fits(adapter, RECIPES["lut4"], 8)
+    with pytest.raises(UsageError, match="rank 8, which --group-size 16 does not divide"):
+        check_recipe_fits(adapter, RECIPES["lut4"], 16)
+    with pytest.raises(UsageError, match="int4 quantizes blocks of 32"):
+        check_recipe_fits(adapter, RECIPES["int4"], 16)

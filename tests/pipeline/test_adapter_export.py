@@ -131,16 +131,24 @@ def test_elm_run_chooses_the_adapter_by_name(adapted, capsys):
                                  "it has devil, terse"]
 
 
-def test_a_merged_dora_adapter_is_verified_against_peft_dora(tmp_path, tiny_config):
+def test_a_merged_dora_adapter_and_an_int8_adapter_on_top_verify_against_peft(tmp_path, tiny_config):
+    """--merge-adapter bakes a DoRA adapter into the base weights (checked against PEFT's unmerged DoRA); another
+    adapter runs on top of that base as functions of its own, its matrices int8 (--adapter-quant)."""
     dora = write_peft_adapter(tmp_path / "dora", tiny_config, rank=4, alpha=8, seed=7, targets=["qkv_proj", "proj_1"],
                               dora=True, std=0.05)
-    folder = tmp_path / "merged"
-    result = export(ExportOptions(size=EMBEDDED_SIZE, target="gpu", quant="none", draft_tokens=0, output=folder,
-                                  adapters=(f"dora={dora}",), merge_adapter="dora"))
+    extra = write_peft_adapter(tmp_path / "extra", tiny_config, rank=32, alpha=32, seed=8, targets=["out_proj"])
+    result = export(ExportOptions(size=EMBEDDED_SIZE, target="gpu", quant="none", draft_tokens=0,
+                                  output=tmp_path / "merged", adapters=(f"dora={dora}", f"extra={extra}"),
+                                  merge_adapter="dora", adapter_quant="int8"))
     manifest = result.manifest
     assert manifest["merged_adapter"]["name"] == "dora" and manifest["merged_adapter"]["dora"]
-    assert manifest["adapters"] == {} and "prefill_dora" not in manifest["chunks"][0]["functions"]
+    assert list(manifest["adapters"]) == ["extra"] and "prefill_dora" not in manifest["chunks"][0]["functions"]
+    assert manifest["adapters"]["extra"]["quantization"] == "int8" and manifest["quantization"]["adapter_recipe"] == "int8"
     assert result.report.passed and result.report.reference.mean_kl < 1e-4  # float16 rounding alone
+    extra_report = result.report.adapters["extra"]
+    assert extra_report.passed and extra_report.reference.mean_kl < 1e-3
+    ops = {op.op_type for op in read_program(package_of(tmp_path / "merged")).functions["decode_extra"].operations}
+    assert "constexpr_blockwise_shift_scale" in ops  # the adapter's matrices are int8 in the package
 
 
 # --- bad input: one line, nothing written ----------------------------------------------------------------------------
