@@ -189,3 +189,28 @@ def test_bad_adapters_are_one_line_errors_and_write_nothing(tmp_path, tiny_confi
     lines = capsys.readouterr().err.strip().splitlines()
     assert code in (1, 2) and len(lines) == 1 and re.search(pattern, lines[0]), lines
     assert not output.exists() and not list(tmp_path.glob(".out*"))
+
+
+def package_bytes(folder):
+    package = package_of(folder)
+    return (package / WEIGHTS_IN_PACKAGE).stat().st_size + (package / PROGRAM_IN_PACKAGE).stat().st_size
+
+
+def test_at_270m_widths_two_adapters_cost_at_most_the_base_x_1_02_plus_their_own_bytes(tmp_path):
+    """The size rule where the weights outweigh Core ML's per-function programs as on a real model: two layers at
+    OpenELM-270M's widths (its first and last layers' multipliers), its vocabulary, seeded weights, the defaults
+    (ane, mixed, verify), and two adapters shaped as apple/corenet's LoRA config (r 32, alpha 32, every target)."""
+    from exporter.model.config import OpenELMConfig, expand_layerwise
+    from exporter.model.load import random_state_dict, save_checkpoint
+
+    layers = expand_layerwise(2, 1280, 64, 4, (0.5, 1.0), (0.5, 4.0))
+    config = OpenELMConfig(num_transformer_layers=2, model_dim=1280, head_dim=64, max_context_length=256, **layers)
+    save_checkpoint(tmp_path / "ckpt", config, random_state_dict(config))
+    adapters = tuple(f"{name}={write_peft_adapter(tmp_path / name, config, rank=32, alpha=32, seed=seed, std=0.01)}"
+                     for seed, name in enumerate(("first", "second")))
+    common = dict(model_dir=tmp_path / "ckpt", tokenizer=None, verify=False)
+    export(ExportOptions(output=tmp_path / "base", **common))
+    adapted = export(ExportOptions(output=tmp_path / "adapted", adapters=adapters, **common)).manifest
+    own = sum(entry["source"]["bytes"] for entry in adapted["adapters"].values())
+    base, with_adapters = package_bytes(tmp_path / "base"), package_bytes(tmp_path / "adapted")
+    assert with_adapters <= base * 1.02 + own, (base, with_adapters, own)
