@@ -9,7 +9,8 @@ from pathlib import Path
 from exporter.checkpoint.adapters import Adapter, parse_adapter_option, read_adapter
 from exporter.errors import ExportError, UsageError
 from exporter.graph.adapters import function_name
-from exporter.graph.signature import ANE, EMBED_FUNCTIONS, EMBED_VERIFY, FUNCTIONS, VERIFY
+from exporter.graph.contract import contract
+from exporter.graph.signature import EMBED_FUNCTIONS, EMBED_VERIFY, FUNCTIONS, VERIFY
 from exporter.model.lora import check_adapter
 from quant.recipes import INT_BLOCK_SIZE, Recipe, get_recipe
 
@@ -89,11 +90,8 @@ def check_recipe_fits(adapter: Adapter, recipe: Recipe | None, group_size: int) 
 
 
 def function_map(name: str, target: str, verify_length: int) -> dict[str, str]:
-    """Each base function → the function running it with the adapter (what an app calls instead)."""
-    kinds = list(FUNCTIONS) + ([VERIFY] if verify_length else [])
-    if target == ANE:
-        kinds = list(EMBED_FUNCTIONS) + ([EMBED_VERIFY] if verify_length else []) + kinds
-    return {kind: function_name(kind, name) for kind in kinds}
+    """Each base function (export.json's graph.functions) → the function running it with the adapter."""
+    return {kind: function_name(kind, name) for kind in contract(target, verify_length)["functions"]}
 
 
 def adapters_section(plan: AdapterPlan, target: str, verify_length: int, stored_bytes: dict[str, int]) -> dict:

@@ -134,8 +134,8 @@ def adapter_lines(name: str, report: ParityReport, row) -> list[str | None]:
     lines = [f"  adapter {name}: prefill_{name}, decode_{name}"
              f"{f', verify_{name}' if report.verify_function else ''} vs the reference with {name} applied "
              f"({'pass' if report.passed else 'FAIL'})",
-             row(f"  vs reference+{name}", report.reference, report.thresholds,
-                 "  (near-ties forgiven)" if report.judge_total else "  (not judged)"),
+             row(f"  vs reference+{name}", report.reference, report.thresholds, "  (not judged)" if not report.judge_total
+                 else f"  (beyond near-ties: {100 * (report.reference.top1_beyond_ties or 0):.1f}%)"),
              row("  vs de-quantized+adapter", report.dequantized_reference, report.graph_thresholds),
              row(f"  verify_{name} vs decode", report.verify_function, report.graph_thresholds)]
     if report.sample:
