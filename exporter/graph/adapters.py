@@ -45,21 +45,19 @@ def adapted_model(model, adapter: Adapter, plan: WeightPlan | None):
         return plan.add(matrix_name(adapter.name, pair, kind), source_name(adapter.name, pair, kind),
                         (0, tensor.shape[0]), tuple(tensor.shape))
 
-    adapted = with_adapter(model, adapter, parameter)
-    adapted.adapter = adapter
-    return adapted
+    return with_adapter(model, adapter, parameter)
 
 
 def embedding_low_rank(model, pieces: int, piece_size: int, plan: WeightPlan | None):
-    """(row pieces [piece_size, r] each, up [dim, r]) of an adapted embedding, else None. Pieces: the same ANE rule
+    """(row pieces [piece_size, r] each, up [dim, r]) of an adapted embedding, else (None, None). Pieces: the same ANE rule
     as the table's (no dimension over 16384), zero rows past the vocabulary."""
     embedding = model.transformer.token_embeddings
     if not isinstance(embedding, LoRAEmbedding):
-        return None
+        return None, None
     rank = embedding.rows.shape[1]
     if plan is not None:
         adapter = model.adapter
-        pair = adapter.modules[next(m for m in adapter.modules if adapter.modules[m].embedding)]
+        pair = next(pair for pair in adapter.modules.values() if pair.embedding)
         rows = [plan.add(matrix_name(adapter.name, pair, f"rows_{i}"), source_name(adapter.name, pair, "rows"),
                          (i * piece_size, (i + 1) * piece_size), (piece_size, rank)) for i in range(pieces)]
     else:
@@ -83,10 +81,9 @@ class LowRankProjection(Projection):
     conv(conv(x, down), up); up holds the scale (one multiply fewer; a power-of-two scale is exact in float16)."""
 
     def __init__(self, lora: LoRALinear):
-        nn.Module.__init__(self)
+        super().__init__(lora)  # the base weight as Projection holds it (LoRALinear.weight is the base Linear's)
         out_features, in_features = lora.weight.shape
         rank = lora.down.shape[0]
-        self.weight = nn.Parameter(lora.weight.detach().view(out_features, in_features, 1, 1), requires_grad=False)
         self.down = nn.Parameter(lora.down.detach().view(rank, in_features, 1, 1), requires_grad=False)
         self.up = nn.Parameter(lora.up.detach().view(out_features, rank, 1, 1), requires_grad=False)
 

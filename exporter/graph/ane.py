@@ -51,13 +51,13 @@ class TokenEmbedding(nn.Module):
     """`forward(input_ids [1, T] int32) -> hidden [1, T, dim]`: the lookup as its own function (ANE rule: the
     embedding apart from the body). Gathers from the very pieces the output projection convolves with."""
 
-    def __init__(self, vocab_pieces: nn.ParameterList, tokens_per_call: int, low_rank=None):
+    def __init__(self, vocab_pieces: nn.ParameterList, tokens_per_call: int, low_rank=(None, None)):
         super().__init__()
         self.vocab_pieces = vocab_pieces
         self.tokens_per_call = tokens_per_call
         self.piece_size, self.model_dim = vocab_pieces[0].shape[:2]
         # An adapter's embedding path (exporter.graph.adapters.embedding_low_rank): row pieces and up.
-        self.low_rank_rows, self.low_rank_up = low_rank if low_rank is not None else (None, None)
+        self.low_rank_rows, self.low_rank_up = low_rank
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         x = 0

@@ -68,8 +68,8 @@ class StatefulOpenELM(nn.Module):
             padded = F.pad(table, (0, 0, 0, self.pieces * self.piece_size - config.vocab_size))
             pieces = [nn.Parameter(piece, requires_grad=False) for piece in padded.split(self.piece_size)]
         self.vocab_pieces = nn.ParameterList(pieces)
-        low_rank = embedding_low_rank(model, self.pieces, self.piece_size, weight_plan) if self.chunk.takes_ids else None
-        self.low_rank_rows, self.low_rank_up = low_rank if low_rank is not None else (None, None)
+        self.low_rank_rows, self.low_rank_up = (embedding_low_rank(model, self.pieces, self.piece_size, weight_plan)
+                                                if self.chunk.takes_ids else (None, None))
         dtype = model.transformer.layers[self.chunk.start].attn.qkv_proj.weight.dtype
 
         cos, sin = rotary_tables(torch.arange(context_length), config.head_dim, config.rope_freq_constant)

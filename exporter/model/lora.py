@@ -107,7 +107,7 @@ def with_adapter(model: OpenELM, adapter: Adapter, parameter=None) -> OpenELM:
             layer._modules[part] = copy.copy(original._modules[part])
             layer._modules[part]._modules = dict(original._modules[part]._modules)
     adapted.transformer.layers = nn.ModuleList(layers)
-    adapted.adapter_source = adapter  # what was applied, to apply it again (to a de-quantized twin of the base)
+    adapted.adapter = adapter  # what it runs (the export graph names the adapter's matrices after it)
     for module, pair in adapter.modules.items():
         up = parameter(pair, "up", scaled_up(pair))
         if pair.embedding:

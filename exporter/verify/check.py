@@ -115,8 +115,9 @@ def verify_export(folder: Path, model_dir: Path | None = None, prompt: str | Non
         report = verify_twin(manifest, model_dir, ids, steps)  # Apple's Linux runtime: too slow for all of it
         return with_sample(report, folder, ids)
     pin_mmap_threshold()  # freed weight arrays leave RSS at once (exporter.memory)
+    adapter_dirs = adapter_dirs or {}
     base = source_model(manifest, model_dir)  # the checkpoint's; de-quantized twins are built from it
-    model = with_merged_adapter(base, manifest, adapter_dirs or {})
+    model = with_merged_adapter(base, manifest, adapter_dirs)
     compressed = manifest.get("quantization", {}).get("recipe", "none") != "none"
     programs = ProgramShelf() if compressed else None  # the executor's programs, for the de-quantized reference
 
@@ -130,17 +131,17 @@ def verify_export(folder: Path, model_dir: Path | None = None, prompt: str | Non
     report = verify(packages, manifest, model, ids, steps, dequantized_model=dequantized if compressed else None,
                     judge_total=not random_weights, backend=backend, programs=programs)
 
-    def verify_adapter(adapted, name):  # the adapter's functions against the reference with it applied
+    def verify_adapter(adapter):  # the adapter's functions against the reference with it applied
         shelf = ProgramShelf() if compressed else None
         dequantized_adapted = (lambda: with_adapter(dequantized_reference(packages, base, stream=is_streamed(base),
-                                                                          programs=shelf), adapted.adapter_source))
-        adapter_report = verify(packages, manifest, adapted, ids, steps, backend=backend, programs=shelf,
-                                dequantized_model=dequantized_adapted if compressed else None,
-                                judge_total=not random_weights, adapter=name)
+                                                                          programs=shelf), adapter))
+        adapter_report = verify(packages, manifest, with_adapter(model, adapter), ids, steps, backend=backend,
+                                programs=shelf, dequantized_model=dequantized_adapted if compressed else None,
+                                judge_total=not random_weights, adapter=adapter.name)
         adapter_report.total_forgives_ties = True  # exporter.verify.report: thresholds measured on the base's text
         return with_sample(adapter_report, folder, ids)
 
-    report.adapters = verify_adapters(verify_adapter, manifest, model, adapter_dirs or {})
+    report.adapters = verify_adapters(verify_adapter, manifest, model.config, adapter_dirs)
     return with_sample(report, folder, ids)
 
 
